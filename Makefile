@@ -1,0 +1,52 @@
+# Two entry points: `make test` and `make demo`. Each installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# PROMETHEUS_BIN / ALERTMANAGER_BIN in the environment point the tests and the
+# demo at other binaries; otherwise they are found on PATH.
+
+.PHONY: test demo bench venv system-deps apt-python-venv clean
+
+test: venv system-deps
+	$(PY) -m pytest
+
+demo: venv system-deps
+	$(PY) -m stack.demo
+
+bench: venv system-deps
+	$(VENV)/bin/pip install -q -e '.[test,bench]'
+	$(PY) -m bench
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || $(MAKE) --no-print-directory apt-python-venv
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Debian splits venv/ensurepip out of python3.
+apt-python-venv:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; \
+	else echo "python3 cannot create a virtual environment: install the Debian package python3-venv" >&2; exit 1; fi
+
+# Real Prometheus and Alertmanager (with promtool and amtool) for rule and end-to-end tests.
+system-deps:
+	@missing=""; \
+	{ command -v promtool && { [ -n "$$PROMETHEUS_BIN" ] || command -v prometheus; }; } >/dev/null 2>&1 \
+	  || missing="$$missing prometheus"; \
+	{ command -v amtool && { [ -n "$$ALERTMANAGER_BIN" ] || command -v prometheus-alertmanager || command -v alertmanager; }; } >/dev/null 2>&1 \
+	  || missing="$$missing prometheus-alertmanager"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  else \
+	    echo "missing Debian packages:$$missing (apt-get install$$missing, or set PROMETHEUS_BIN/ALERTMANAGER_BIN)" >&2; exit 1; \
+	  fi; \
+	fi
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
