@@ -1,0 +1,127 @@
+"""The /_sim/ control API: the Simulator's library methods over HTTP (JSON in, JSON out)."""
+import dataclasses
+import json
+import re
+
+from .clock import ManualClock
+from .reply import Reply, ok
+
+_LIFECYCLE = re.compile(r"^/_sim/(lifecycle|broadcast)/([^/]+)/([^/]+)$")
+
+
+class ControlError(ValueError):
+    """A bad control request (400)."""
+
+
+class Control:
+    """Dispatches /_sim/ requests to a Simulator."""
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.posts = {"rooms": self.rooms, "join": self.join, "leave": self.simple("leave"),
+                      "drop": self.simple("drop"), "resume": self.simple("resume"),
+                      "reconnect": self.simple("reconnect"), "publish": self.publish,
+                      "records": self.records, "populate": self.populate, "clock": self.set_clock,
+                      "faults": self.inject}
+
+    def handle(self, method: str, path: str, query: dict, body: bytes) -> Reply:
+        """Answer one control request; 400 with {"error"} on bad input, 404 for unknown paths."""
+        try:
+            data = json.loads(body) if body.strip() else {}
+            if not isinstance(data, dict):
+                raise ControlError("body must be a JSON object")
+            return self._route(method, path, data)
+        except (ValueError, TypeError, KeyError) as exc:
+            message = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            return Reply(400, {"error": message})
+
+    def _route(self, method: str, path: str, data: dict) -> Reply:
+        """Pick the handler by method and path."""
+        name = path[len("/_sim/"):] if path.startswith("/_sim/") else ""
+        found = _LIFECYCLE.match(path)
+        if method == "GET" and found:
+            return self.lifecycle(*found.groups())
+        if method == "POST" and name in self.posts:
+            return ok(self.posts[name](data))
+        gets = {"writes": self.writes, "faults": self.faults_list, "clock": self.clock, "state": self.state}
+        if method == "GET" and name in gets:
+            return ok(gets[name]())
+        if method == "DELETE" and name in ("writes", "faults"):
+            (self.sim.writes.clear if name == "writes" else self.sim.faults.clear)()
+            return ok({"ok": True})
+        return Reply(404, {"error": f"no control endpoint {method} {path}"})
+
+    def _app(self, data: dict) -> str:
+        """The app named in the body, default the first one."""
+        return data.get("app") or self.sim.apps[0]
+
+    def rooms(self, data: dict) -> dict:
+        """POST /_sim/rooms {app, room_id}."""
+        self.sim.create_room(self._app(data), data["room_id"])
+        return {"ok": True}
+
+    def join(self, data: dict) -> dict:
+        """POST /_sim/join {app, room_id, stream_id, name}."""
+        return {"ok": self.sim.join(self._app(data), data["room_id"], data["stream_id"], data.get("name"))}
+
+    def simple(self, method: str):
+        """POST /_sim/{leave,drop,resume,reconnect} {app, stream_id}."""
+        return lambda data: {"ok": getattr(self.sim, method)(self._app(data), data["stream_id"])}
+
+    def publish(self, data: dict) -> dict:
+        """POST /_sim/publish {app, stream_id, name, publish_type}."""
+        return {"ok": self.sim.publish(self._app(data), data["stream_id"], data.get("name"),
+                                       data.get("publish_type", "WebRTC"))}
+
+    def records(self, data: dict) -> dict:
+        """POST /_sim/records {app, count, status, type, prefix}."""
+        ids = self.sim.add_records(self._app(data), int(data["count"]), data.get("status", "finished"),
+                                   data.get("type", "liveStream"), data.get("prefix", "rec"))
+        return {"count": len(ids), "first": ids[0] if ids else None, "last": ids[-1] if ids else None}
+
+    def populate(self, data: dict) -> dict:
+        """POST /_sim/populate {app, live, rooms, prefix}."""
+        ids = self.sim.populate(self._app(data), int(data.get("live", 10000)), int(data.get("rooms", 500)),
+                                data.get("prefix", "pop"))
+        return {"count": len(ids)}
+
+    def clock(self) -> dict:
+        """GET /_sim/clock."""
+        return {"now": self.sim.clock.now(), "offset_seconds": self.sim.clock.offset_seconds,
+                "manual": isinstance(self.sim.clock, ManualClock)}
+
+    def set_clock(self, data: dict) -> dict:
+        """POST /_sim/clock {offset_seconds} and/or {advance_seconds} (manual clocks only)."""
+        if "offset_seconds" in data:
+            self.sim.clock.offset_seconds = float(data["offset_seconds"])
+        if "advance_seconds" in data:
+            if not isinstance(self.sim.clock, ManualClock):
+                raise ControlError("advance_seconds needs a manual clock; use offset_seconds")
+            self.sim.clock.advance(float(data["advance_seconds"]))
+        return self.clock()
+
+    def inject(self, data: dict) -> dict:
+        """POST /_sim/faults {kind, path_regex, seconds, status, count}."""
+        fault = self.sim.faults.inject(data["kind"], data.get("path_regex", ".*"), data.get("seconds"),
+                                       int(data.get("status", 503)), data.get("count"))
+        return fault.describe()
+
+    def faults_list(self) -> list:
+        """GET /_sim/faults."""
+        return self.sim.faults.active()
+
+    def writes(self) -> list:
+        """GET /_sim/writes."""
+        return [dataclasses.asdict(w) for w in list(self.sim.writes)]
+
+    def lifecycle(self, kind: str, app: str, stream_id: str) -> Reply:
+        """GET /_sim/lifecycle/{app}/{id} and /_sim/broadcast/{app}/{id}."""
+        if kind == "broadcast":
+            record = self.sim.broadcast(app, stream_id)
+            return ok(record) if record is not None else Reply(404, {"error": "no such broadcast"})
+        return ok(dataclasses.asdict(self.sim.lifecycle(app, stream_id)))
+
+    def state(self) -> dict:
+        """GET /_sim/state: version, apps, heartbeat, clock."""
+        return {"ams_version": self.sim.version.name, "apps": list(self.sim.apps),
+                "heartbeat_seconds": self.sim.heartbeat_seconds, "clock": self.clock()}

@@ -1,0 +1,273 @@
+"""The Simulator: a simulated AMS world plus its HTTP server, usable in-process or as a command."""
+import gc
+import threading
+from contextlib import contextmanager
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from . import participants as p
+from .auth import AppAuth, ServerAuth
+from .clock import Clock
+from .control import Control
+from .faults import Faults
+from .fields import TYPES
+from .lifecycle import GhostLifecycle, WriteRecord
+from .versions import AmsVersion
+from .world import Heartbeat, Record, World
+from .wsgi import AmsApp
+
+DEFAULT_APPS = ("WebRTCAppEE",)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log (benchmarks would drown in it); Date left to the app's clock."""
+
+    def send_response(self, code, message=None):
+        """Like the base class minus its real-time Date header: the app sends AMS's clock."""
+        self.log_request(code)
+        self.send_response_only(code, message)
+
+    def log_request(self, *args, **kwargs):
+        """Skip the access log line."""
+
+    def log(self, type, message, *args):
+        """Keep only errors."""
+        if type == "error":
+            super().log(type, message, *args)
+
+
+class Simulator:
+    """A simulated Ant Media Server (2.8.x or 3.x) with conference participants and fault injection."""
+
+    def __init__(self, ams_version: str = "2.8.2", apps=DEFAULT_APPS, heartbeat_seconds: float | None = None,
+                 jwt_secret: str | None = None, allowed_cidrs=("127.0.0.1",), clock_offset_seconds: float = 0.0,
+                 clock: Clock | None = None, server_jwt_secret: str | None = None):
+        self.version = AmsVersion.parse(ams_version)
+        apps = _app_names(apps)
+        if heartbeat_seconds is not None and not heartbeat_seconds > 0:
+            raise ValueError("heartbeat_seconds must be positive")
+        self.heartbeat_seconds = float(heartbeat_seconds or self.version.heartbeat_seconds)
+        self.clock = clock or Clock()
+        if clock_offset_seconds:
+            self.clock.offset_seconds = float(clock_offset_seconds)
+        self.world = World(self.version, apps, self.clock, self.heartbeat_seconds)
+        self.auth = AppAuth(self.version, jwt_secret, allowed_cidrs)
+        self.server_auth = ServerAuth(server_jwt_secret)
+        self.faults = Faults()
+        self.writes: list[WriteRecord] = []
+        self.stopping = threading.Event()
+        self._server = None
+        self._thread = None
+
+    # --- serving -----------------------------------------------------------------------
+
+    @property
+    def apps(self) -> tuple[str, ...]:
+        """Application names."""
+        return tuple(self.world.apps)
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:5080 (after start)."""
+        if self._server is None:
+            raise RuntimeError("simulator not started")
+        return f"http://{self._server.host}:{self._server.port}"
+
+    @property
+    def port(self) -> int:
+        """The bound port (after start)."""
+        if self._server is None:
+            raise RuntimeError("simulator not started")
+        return self._server.port
+
+    def wsgi_app(self) -> AmsApp:
+        """The WSGI application (for embedding in another server)."""
+        return AmsApp(self, Control(self))
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> "Simulator":
+        """Serve in background threads (one per connection); port 0 picks a free port."""
+        if self._server is not None:
+            raise RuntimeError("simulator already started")
+        self.stopping.clear()
+        self._server = make_server(host, port, self.wsgi_app(), threaded=True, request_handler=_QuietHandler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name=f"ams-simulator-{self._server.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; held (timeout-fault) requests are released."""
+        if self._server is None:
+            return
+        self.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> "Simulator":
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- the world -----------------------------------------------------------------------
+
+    def _app(self, app: str):
+        """The app's store, or a ValueError naming the known apps."""
+        try:
+            return self.world.app(app)
+        except KeyError:
+            raise ValueError(f"unknown app {app!r}; this simulator serves {', '.join(self.world.apps)}") from None
+
+    def _do(self, fn, app: str, *args):
+        """Run a world operation under the lock at the current simulated time."""
+        with self.world.lock:
+            return fn(self.world, self._app(app), *args, self.clock.now())
+
+    def create_room(self, app: str, room_id: str) -> None:
+        """A room: main track (2.x zombi + ConferenceRoom record; from 2.13 virtual)."""
+        _check_id(room_id)
+        self._do(p.create_room, app, room_id)
+
+    def join(self, app: str, room_id: str, stream_id: str, name: str | None = None) -> bool:
+        """Publish into a room with a heartbeat; False = streamIdInUse."""
+        _check_id(room_id), _check_id(stream_id)
+        return self._do(p.join, app, room_id, stream_id, name)
+
+    def publish(self, app: str, stream_id: str, name: str | None = None, publish_type: str = "WebRTC") -> bool:
+        """A plain live stream (no room) with a heartbeat; False = streamIdInUse."""
+        _check_id(stream_id)
+        with self.world.lock:
+            return p.publish(self.world, self._app(app), stream_id, name, self.clock.now(), publish_type)
+
+    def leave(self, app: str, stream_id: str) -> bool:
+        """Clean leave (closeBroadcast); False if there is no such record."""
+        return self._do(p.leave, app, stream_id)
+
+    def drop(self, app: str, stream_id: str) -> bool:
+        """Network drop: heartbeat stops, record and membership stay; False if not publishing."""
+        return self._do(p.drop, app, stream_id)
+
+    def resume(self, app: str, stream_id: str) -> bool:
+        """Network back within session recovery: heartbeats resume on the same session."""
+        return self._do(p.resume, app, stream_id)
+
+    def reconnect(self, app: str, stream_id: str) -> bool:
+        """Republish the same id; False (streamIdInUse) while it still reads as live."""
+        return self._do(p.reconnect, app, stream_id)
+
+    def broadcast(self, app: str, stream_id: str) -> dict | None:
+        """The record as AMS would serialize it now, or None."""
+        with self.world.lock:
+            rec = self._app(app).records.get(stream_id)
+            return None if rec is None else self.world.render(rec, self.clock.now())
+
+    def broadcasts(self, app: str) -> list[dict]:
+        """Every record of the app as AMS would serialize it now."""
+        with self.world.lock:
+            now = self.clock.now()
+            return [self.world.render(r, now) for r in self._app(app).ordered()]
+
+    def room_members(self, app: str, room_id: str) -> list[str]:
+        """Ids the stored room model names (subTrackStreamIds and roomStreamList on 2.x, mainTrackStreamId on 3.x)."""
+        with self.world.lock:
+            state = self._app(app)
+            ids = list(state.members.get(room_id, ()))
+            if self.version.has_subtrack_ids:
+                main = state.records.get(room_id)
+                room = state.rooms.get(room_id)
+                ids = list(main.fields["subTrackStreamIds"] or []) if main else []
+                ids += [s for s in (room["roomStreamList"] if room else []) if s not in ids]
+            return ids
+
+    def lifecycle(self, app: str, stream_id: str) -> GhostLifecycle:
+        """Times (sim clock seconds) of drop, last heartbeat, unlisting, deletion, rejoinability."""
+        with self.world.lock:
+            self._app(app)
+            return self.world.lifecycle(app, stream_id, self.clock.now())
+
+    def add_records(self, app: str, count: int, status: str = "finished", type: str = "liveStream",
+                    prefix: str = "rec") -> list[str]:
+        """Bulk non-publishing records (finished streams, VoDs, ...); returns their ids."""
+        if type not in TYPES:
+            raise ValueError(f"unknown type {type!r}; expected one of {', '.join(TYPES)}")
+        if not isinstance(count, int) or count < 0:
+            raise ValueError("count must be a non-negative integer")
+        with self.world.lock, _no_gc():
+            return _add_records(self.world, self._app(app), count, status, type, prefix, self.clock.now())
+
+    def populate(self, app: str, live: int = 10000, rooms: int = 500, prefix: str = "pop") -> list[str]:
+        """Bulk live participants spread over rooms (rooms=0: plain live streams); returns their ids."""
+        if live < 0 or rooms < 0:
+            raise ValueError("live and rooms must not be negative")
+        with self.world.lock, _no_gc():
+            return _populate(self.world, self._app(app), live, rooms, prefix, self.clock.now())
+
+
+@contextmanager
+def _no_gc():
+    """Pause the cyclic GC: bulk-creating tens of thousands of dicts would trigger repeated full collections."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _app_names(apps) -> tuple[str, ...]:
+    """Validate app names."""
+    if isinstance(apps, str):
+        apps = [a for a in apps.split(",") if a.strip()]
+    names = tuple(a.strip() for a in apps)
+    if not names or any(not a or "/" in a for a in names):
+        raise ValueError(f"invalid application names: {apps!r}")
+    return names
+
+
+def _check_id(stream_id: str) -> None:
+    """Ids are single path segments."""
+    if not isinstance(stream_id, str) or not stream_id or "/" in stream_id:
+        raise ValueError(f"invalid stream id: {stream_id!r}")
+
+
+def _add_records(w: World, app, count: int, status: str, type_: str, prefix: str, now: float) -> list[str]:
+    """Create `count` records with fixed timestamps (no heartbeat)."""
+    ids, start = [], len(app.records)
+    for i in range(count):
+        sid = f"{prefix}-{start + i:07d}"
+        while sid in app.records:
+            sid += "x"
+        ms = int(now * 1000)
+        values = dict(status=status, type=type_, name=sid, updateTime=ms, startTime=ms)
+        values["publishType"] = None if type_ == "VoD" else "RTMP"
+        app.put(Record(w.new_fields(app.name, sid, now, **values)))
+        ids.append(sid)
+    return ids
+
+
+def _populate(w: World, app, live: int, rooms: int, prefix: str, now: float) -> list[str]:
+    """Rooms first, then participants round-robin, heartbeat phases spread over one period."""
+    room_ids = [f"{prefix}-room-{i:05d}" for i in range(rooms)]
+    for room_id in room_ids:
+        p.create_room(w, app, room_id, now)
+    ids = []
+    for i in range(live):
+        sid = f"{prefix}-{i:07d}"
+        # spread phases so heartbeats are not all on the same tick, like real publishers
+        phase = ((i * 0.6180339887) % 1.0) * w.period
+        if room_ids:
+            ok = p.join(w, app, room_ids[i % rooms], sid, f"P{i}", now)
+        else:
+            ok = p.publish(w, app, sid, f"P{i}", now)
+        if ok:
+            rec = app.records[sid]
+            rec.hb = Heartbeat(now - phase, w.period)
+            rec.fields["startTime"] = rec.fields["updateTime"] = int((now - phase) * 1000)
+            ids.append(sid)
+    return ids

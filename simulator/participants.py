@@ -1,0 +1,222 @@
+"""What publishers do to the store: join a room, publish, leave cleanly, drop, resume, reconnect."""
+import json
+
+from .fields import VIEWER_FIELDS
+from .lifecycle import Episode
+from .world import AppState, Heartbeat, Record, World
+
+CONFERENCE_METADATA = json.dumps({"isMicMuted": False, "isCameraOff": False}, separators=(",", ":"))
+
+
+def ensure_main_track(w: World, app: AppState, room_id: str, now: float) -> Record:
+    """The room's main track, created as the server does on first publish (zombi, broadcasting)."""
+    main = app.records.get(room_id)
+    if main is None:
+        fields = w.new_fields(app.name, room_id, now, zombi=True, status="broadcasting",
+                              type="liveStream", publishType="WebRTC", name=room_id)
+        if w.version.has_virtual:
+            fields["virtual"] = True
+        main = Record(fields)
+        app.put(main)
+    elif main.fields["status"] != "broadcasting":
+        main.fields["status"] = "broadcasting"
+    return main
+
+
+def create_conference_room(app: AppState, room_id: str, now: float) -> dict | None:
+    """A v2.x ConferenceRoom record (dates in unix seconds); None if one exists already."""
+    if room_id in app.rooms:
+        return None
+    room = {"roomId": room_id, "startDate": int(now), "endDate": int(now) + 3600,
+            "roomStreamList": [], "mode": "multitrack", "originAdress": "127.0.0.1"}
+    app.rooms[room_id] = room
+    return room
+
+
+def create_room(w: World, app: AppState, room_id: str, now: float) -> None:
+    """Main track, plus the ConferenceRoom record on versions that have one."""
+    ensure_main_track(w, app, room_id, now)
+    if w.version.has_conference_rooms:
+        create_conference_room(app, room_id, now)
+
+
+def list_in_main(app: AppState, main_id: str, stream_id: str) -> bool:
+    """Append to the main track's subTrackStreamIds (v2.x), without duplicates."""
+    main = app.records.get(main_id)
+    if main is None or "subTrackStreamIds" not in main.fields:
+        return False
+    ids = main.fields["subTrackStreamIds"] or []
+    if stream_id not in ids:
+        main.fields["subTrackStreamIds"] = ids + [stream_id]
+    return True
+
+
+def list_in_room(app: AppState, room_id: str, stream_id: str) -> bool:
+    """Append to the ConferenceRoom's roomStreamList (v2.x), without duplicates."""
+    room = app.rooms.get(room_id)
+    if room is None:
+        return False
+    if stream_id not in room["roomStreamList"]:
+        room["roomStreamList"] = room["roomStreamList"] + [stream_id]
+    return True
+
+
+def unlist_from_room(app: AppState, room_id: str, stream_id: str) -> bool:
+    """Remove from the ConferenceRoom's roomStreamList; False if it was not there."""
+    room = app.rooms.get(room_id)
+    if room is None or stream_id not in room["roomStreamList"]:
+        return False
+    room["roomStreamList"] = [s for s in room["roomStreamList"] if s != stream_id]
+    return True
+
+
+def join(w: World, app: AppState, room_id: str, stream_id: str, name: str | None, now: float,
+         new_episode: bool = True) -> bool:
+    """Publish into a room; False (streamIdInUse) while the id still reads as live."""
+    rec = app.records.get(stream_id)
+    if rec is not None and w.is_live_for_republish(rec, now):
+        return False
+    ensure_main_track(w, app, room_id, now)
+    w.start_publishing(app, stream_id, now, name=name or stream_id, mainTrackStreamId=room_id,
+                       metaData=CONFERENCE_METADATA)
+    if w.version.has_subtrack_ids:
+        list_in_main(app, room_id, stream_id)
+        list_in_room(app, room_id, stream_id)
+    if new_episode:
+        w.episodes[(app.name, stream_id)] = Episode(room_id)
+    return True
+
+
+def publish(w: World, app: AppState, stream_id: str, name: str | None, now: float,
+            publish_type: str = "WebRTC", new_episode: bool = True) -> bool:
+    """A plain live stream (no room); False (streamIdInUse) while the id reads as live."""
+    rec = app.records.get(stream_id)
+    if rec is not None and w.is_live_for_republish(rec, now):
+        return False
+    w.start_publishing(app, stream_id, now, name=name or stream_id, publishType=publish_type)
+    if new_episode:
+        w.episodes[(app.name, stream_id)] = Episode(None)
+    return True
+
+
+def close_broadcast(w: World, app: AppState, rec: Record, now: float) -> None:
+    """The server's normal end of a stream, per version (reference §4, closeBroadcast)."""
+    w.freeze(rec, now)
+    sid = rec.fields["streamId"]
+    main_id = rec.fields.get("mainTrackStreamId")
+    if w.version.has_subtrack_ids:
+        _close_v2(w, app, rec, main_id, now)
+    else:
+        _close_v3(w, app, rec, main_id, now)
+    w.note_listing(app, sid, now)
+
+
+def _close_v2(w: World, app: AppState, rec: Record, main_id: str | None, now: float) -> None:
+    """v2.8.2: finished; zombi deleted after leaving the main track; empty zombi main deleted."""
+    sid = rec.fields["streamId"]
+    rec.fields["status"] = "finished"
+    if main_id:
+        _leave_main_v2(w, app, main_id, sid, now)
+    if rec.fields["zombi"]:
+        app.remove(sid)
+        w.note_deleted(app, sid, now)
+    else:
+        w.note_status(app, rec, now)
+
+
+def _leave_main_v2(w: World, app: AppState, main_id: str, sid: str, now: float) -> None:
+    """updateMainBroadcast: pull the id from subTrackStreamIds; delete a zombi main left empty."""
+    main = app.records.get(main_id)
+    if main is None:
+        return
+    main.fields["subTrackStreamIds"] = [s for s in main.fields["subTrackStreamIds"] or [] if s != sid]
+    if main.fields["zombi"] and not main.fields["subTrackStreamIds"]:
+        app.remove(main_id)
+
+
+def _close_v3(w: World, app: AppState, rec: Record, main_id: str | None, now: float) -> None:
+    """3.x: zombi deleted, else finished with updateTime=now; idle main deleted or finished."""
+    sid = rec.fields["streamId"]
+    if rec.fields["zombi"]:
+        app.remove(sid)
+        w.note_deleted(app, sid, now)
+    else:
+        rec.fields.update(status="finished", updateTime=int(now * 1000), **{f: 0 for f in VIEWER_FIELDS})
+        w.note_status(app, rec, now)
+    if main_id:
+        _finish_idle_main(w, app, main_id, now)
+
+
+def active_subtracks(w: World, app: AppState, main_id: str, now: float) -> list[Record]:
+    """Subtracks stored broadcasting with updateTime within 2 heartbeat periods (Mongo rule, §3.1)."""
+    fresh_after = (now - w.stale_after) * 1000
+    return [r for r in app.subtracks(main_id)
+            if r.fields["status"] == "broadcasting" and w.update_time_ms(r, now) >= fresh_after]
+
+
+def _finish_idle_main(w: World, app: AppState, main_id: str, now: float) -> None:
+    """updateMainTrackWithRecentlyFinishedBroadcast: no active subtracks left -> delete or finish main."""
+    main = app.records.get(main_id)
+    if main is None or active_subtracks(w, app, main_id, now):
+        return
+    if main.fields["zombi"]:
+        app.remove(main_id)
+    else:
+        main.fields["status"] = "finished"
+
+
+def leave(w: World, app: AppState, stream_id: str, now: float) -> bool:
+    """Clean leave: the client leaves the room and stops; closeBroadcast runs."""
+    rec = app.records.get(stream_id)
+    if rec is None:
+        return False
+    main_id = rec.fields.get("mainTrackStreamId")
+    if main_id and w.version.has_conference_rooms:
+        unlist_from_room(app, main_id, stream_id)
+    close_broadcast(w, app, rec, now)
+    return True
+
+
+def drop(w: World, app: AppState, stream_id: str, now: float) -> bool:
+    """Network drop: the heartbeat stops; record, status and membership stay (the ghost)."""
+    rec = app.records.get(stream_id)
+    if rec is None or rec.hb is None:
+        return False
+    ep = Episode(rec.fields.get("mainTrackStreamId"))
+    ep.dropped_at = now
+    ep.last_heartbeat_at = rec.hb.last_tick(now)
+    w.episodes[(app.name, stream_id)] = ep
+    w.freeze(rec, now)
+    return True
+
+
+def resume(w: World, app: AppState, stream_id: str, now: float) -> bool:
+    """The network returns within session recovery: heartbeats resume on the same session."""
+    rec = app.records.get(stream_id)
+    if rec is None or rec.hb is not None or rec.fields["status"] != "broadcasting":
+        return False
+    rec.hb = Heartbeat(now, w.period)
+    _close_episode(w, app.name, stream_id)
+    return True
+
+
+def reconnect(w: World, app: AppState, stream_id: str, now: float) -> bool:
+    """Republish the same id (into its room if it had one); False = streamIdInUse."""
+    rec = app.records.get(stream_id)
+    ep = w.episodes.get((app.name, stream_id))
+    room = ep.room if ep is not None else (rec.fields.get("mainTrackStreamId") if rec else None)
+    if room:
+        name = rec.fields["name"] if rec is not None else None
+        ok = join(w, app, room, stream_id, name, now, new_episode=False)
+    else:
+        ok = publish(w, app, stream_id, None, now, new_episode=False)
+    if ok:
+        _close_episode(w, app.name, stream_id)
+    return ok
+
+
+def _close_episode(w: World, app: str, stream_id: str) -> None:
+    """Stop updating the current episode so its times stay readable after a rejoin."""
+    ep = w.episodes.get((app, stream_id))
+    if ep is not None:
+        ep.closed = True

@@ -1,0 +1,103 @@
+"""AMS version parsing and the behaviour switches of the reference timeline (§0)."""
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:[-.].*)?$")
+
+
+@dataclass(frozen=True)
+class AmsVersion:
+    """One AMS release and the behaviours that changed along the timeline."""
+
+    major: int
+    minor: int
+    patch: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> "AmsVersion":
+        """Parse '2.8.2', '3.0.0' or '2.13' (a build suffix is ignored)."""
+        match = _VERSION.match(str(text).strip())
+        if not match:
+            raise ValueError(f"not an AMS version: {text!r} (expected e.g. 2.8.2 or 3.0.0)")
+        major, minor, patch = (int(g) if g else 0 for g in match.groups())
+        return cls(major, minor, patch)
+
+    @cached_property
+    def name(self) -> str:
+        """The versionName AMS reports."""
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+    def at_least(self, *parts: int) -> bool:
+        """True when this release is at or after the given one."""
+        return (self.major, self.minor, self.patch) >= tuple(parts + (0,) * (3 - len(parts)))
+
+    @cached_property
+    def heartbeat_seconds(self) -> float:
+        """STAT_UPDATE_PERIOD_MS: 5 s in 2.8.x, 10 s from 2.9."""
+        return 10.0 if self.at_least(2, 9) else 5.0
+
+    @cached_property
+    def has_ids_bulk_delete(self) -> bool:
+        """`DELETE /?ids=` exists from 2.9."""
+        return self.at_least(2, 9)
+
+    @cached_property
+    def has_body_bulk_delete(self) -> bool:
+        """`DELETE /bulk` with a JSON array body exists until 3.0."""
+        return not self.at_least(3)
+
+    @cached_property
+    def has_conference_rooms(self) -> bool:
+        """ConferenceRoom records and /conference-rooms endpoints exist until 3.0."""
+        return not self.at_least(3)
+
+    @cached_property
+    def has_subtrack_ids(self) -> bool:
+        """Main tracks store `subTrackStreamIds` until 3.0."""
+        return not self.at_least(3)
+
+    @cached_property
+    def has_subtrack_endpoints(self) -> bool:
+        """/{id}/subtracks and /{id}/active-subtracks exist from 3.0."""
+        return self.at_least(3)
+
+    @cached_property
+    def partial_put(self) -> bool:
+        """From 2.10.1 PUT updates only the fields in the body; before, it wipes others."""
+        return self.at_least(2, 10, 1)
+
+    @cached_property
+    def bearer_prefix(self) -> bool:
+        """From 2.12 the REST JWT filter strips a case-insensitive 'Bearer ' prefix."""
+        return self.at_least(2, 12)
+
+    @cached_property
+    def computed_status(self) -> bool:
+        """From 2.13 getStatus() reports terminated_unexpectedly for stale records."""
+        return self.at_least(2, 13)
+
+    @cached_property
+    def has_virtual(self) -> bool:
+        """The `virtual` main-track flag exists from 2.13."""
+        return self.at_least(2, 13)
+
+    @cached_property
+    def has_subtrack_params(self) -> bool:
+        """`?deleteSubtracks` / `?stopSubtracks` exist from 2.13 (both default true)."""
+        return self.at_least(2, 13)
+
+    @cached_property
+    def has_conference_mode(self) -> bool:
+        """`conferenceMode` is a Broadcast field in 2.10 to 2.17 only."""
+        return self.at_least(2, 10) and not self.at_least(3)
+
+    @cached_property
+    def master_fields(self) -> bool:
+        """The master-only Broadcast fields (width, rttMs, role, ...) are emitted from 3.0."""
+        return self.at_least(3)
+
+    @cached_property
+    def writes_ingest_counters(self) -> bool:
+        """Master writes receivedBytes, bitrate and duration with every stats update."""
+        return self.at_least(3)

@@ -1,0 +1,247 @@
+"""The simulated AMS data store: Broadcast records, rooms, lazy heartbeats, per-version semantics."""
+import math
+import random
+import re
+import string
+import threading
+
+from .clock import Clock
+from .fields import LIVE_STATUSES, VIEWER_FIELDS, field_defaults
+from .lifecycle import Episode, GhostLifecycle
+from .versions import AmsVersion
+
+ORIGIN = "127.0.0.1"
+# Typical WebRTC ingest bitrate, used where the version writes ingest counters.
+LIVE_BITRATE = 1_200_000
+STREAM_ID = re.compile(r"^[A-Za-z0-9_\-.]+$")
+
+
+class Heartbeat:
+    """A publisher's stats writer: updateTime is the last tick of a fixed period since the anchor."""
+
+    __slots__ = ("anchor", "period")
+
+    def __init__(self, anchor: float, period: float):
+        self.anchor = anchor
+        self.period = period
+
+    def last_tick(self, now: float) -> float:
+        """The last heartbeat time <= now (no thread needed: computed on read)."""
+        if now <= self.anchor:
+            return self.anchor
+        return self.anchor + math.floor((now - self.anchor) / self.period) * self.period
+
+
+class Record:
+    """One stored Broadcast: its stored fields plus, while a publisher is connected, a heartbeat."""
+
+    __slots__ = ("fields", "hb")
+
+    def __init__(self, fields: dict, hb: Heartbeat | None = None):
+        self.fields = fields
+        self.hb = hb
+
+
+class AppState:
+    """The records of one application, in natural (insertion) order, with a room-member index."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.records: dict[str, Record] = {}
+        self.rooms: dict[str, dict] = {}  # v2.x ConferenceRoom records
+        self.members: dict[str, dict[str, None]] = {}  # mainTrackStreamId -> ordered sub ids
+        self._ordered: list[Record] | None = None
+
+    def ordered(self) -> list[Record]:
+        """All records in natural order (cached until the next insert or delete)."""
+        if self._ordered is None:
+            self._ordered = list(self.records.values())
+        return self._ordered
+
+    def put(self, rec: Record) -> None:
+        """Insert a new record."""
+        self.records[rec.fields["streamId"]] = rec
+        self._index(rec.fields["streamId"], rec.fields.get("mainTrackStreamId"))
+        self._ordered = None
+
+    def remove(self, stream_id: str) -> Record | None:
+        """Delete a record; room lists that name it are left alone, as AMS does."""
+        rec = self.records.pop(stream_id, None)
+        if rec is not None:
+            self._unindex(stream_id, rec.fields.get("mainTrackStreamId"))
+            self._ordered = None
+        return rec
+
+    def set_main(self, rec: Record, main_id: str | None) -> None:
+        """Change a record's mainTrackStreamId, keeping the member index right."""
+        sid = rec.fields["streamId"]
+        self._unindex(sid, rec.fields.get("mainTrackStreamId"))
+        rec.fields["mainTrackStreamId"] = main_id
+        self._index(sid, main_id)
+
+    def subtracks(self, main_id: str) -> list[Record]:
+        """Records whose mainTrackStreamId is main_id, in join order."""
+        return [self.records[s] for s in self.members.get(main_id, ()) if s in self.records]
+
+    def _index(self, sid: str, main_id: str | None) -> None:
+        if main_id:
+            self.members.setdefault(main_id, {})[sid] = None
+
+    def _unindex(self, sid: str, main_id: str | None) -> None:
+        if main_id and main_id in self.members:
+            self.members[main_id].pop(sid, None)
+            if not self.members[main_id]:
+                del self.members[main_id]
+
+
+class World:
+    """Every app's store plus the rules that tie status, heartbeats and rooms together."""
+
+    def __init__(self, version: AmsVersion, apps, clock: Clock, heartbeat_seconds: float):
+        self.version = version
+        self.clock = clock
+        self.period = float(heartbeat_seconds)
+        self.lock = threading.RLock()
+        self.apps = {name: AppState(name) for name in apps}
+        self.episodes: dict[tuple[str, str], Episode] = {}
+        self._rng = random.Random(2024)
+        self._defaults = field_defaults(version)
+
+    # --- time and status -------------------------------------------------------------
+
+    @property
+    def stale_after(self) -> float:
+        """STREAM_TIMEOUT_MS = 2 x STAT_UPDATE_PERIOD_MS (scales with accelerated heartbeats)."""
+        return 2.0 * self.period
+
+    def app(self, name: str) -> AppState:
+        """The app's store; KeyError for an unknown app."""
+        return self.apps[name]
+
+    def update_time_ms(self, rec: Record, now: float) -> int:
+        """updateTime: the last heartbeat tick while publishing, else the stored value."""
+        if rec.hb is None:
+            return rec.fields["updateTime"]
+        return int(rec.hb.last_tick(now) * 1000)
+
+    def status(self, rec: Record, now: float) -> str:
+        """The status JSON shows: stored (<2.13) or computed (>=2.13, never for virtual tracks)."""
+        stored = rec.fields["status"]
+        if not self.version.computed_status or stored not in LIVE_STATUSES or rec.fields.get("virtual"):
+            return stored
+        if now * 1000 - self.update_time_ms(rec, now) >= self.stale_after * 1000:
+            return "terminated_unexpectedly"
+        return stored
+
+    def render(self, rec: Record, now: float) -> dict:
+        """The Broadcast as AMS serializes it at `now` (a new dict, safe to dump unlocked)."""
+        out = dict(rec.fields)
+        if rec.hb is not None:
+            self._apply_stats(out, rec.hb.last_tick(now))
+        out["status"] = self.status(rec, now)
+        if "anyoneWatching" in out:
+            out["anyoneWatching"] = any(out[f] > 0 for f in VIEWER_FIELDS)
+        return out
+
+    def _apply_stats(self, fields: dict, tick: float) -> None:
+        """Write what the stats writer would have written at heartbeat `tick`."""
+        fields["updateTime"] = int(tick * 1000)
+        if self.version.writes_ingest_counters and fields["startTime"]:
+            duration = max(0, fields["updateTime"] - fields["startTime"])
+            fields["duration"] = duration
+            fields["receivedBytes"] = fields["bitrate"] * duration // 8000
+
+    def freeze(self, rec: Record, now: float) -> None:
+        """Stop the heartbeat, keeping the last tick it wrote."""
+        if rec.hb is not None:
+            self._apply_stats(rec.fields, rec.hb.last_tick(now))
+            rec.hb = None
+
+    def is_live_for_republish(self, rec: Record, now: float) -> bool:
+        """streamIdInUse check: stored status (<2.13) or computed status (>=2.13) broadcasting/preparing."""
+        return self.status(rec, now) in LIVE_STATUSES
+
+    # --- record construction ---------------------------------------------------------
+
+    def new_fields(self, app: str, stream_id: str, now: float, **values) -> dict:
+        """A record of this version's field set with creation values filled in."""
+        fields = dict(self._defaults)
+        if "subTrackStreamIds" in fields:
+            fields["subTrackStreamIds"] = []
+        fields.update(streamId=stream_id, date=int(now * 1000), originAdress=ORIGIN,
+                      rtmpURL=f"rtmp://{ORIGIN}/{app}/")
+        fields.update(values)
+        return fields
+
+    def random_id(self, app: AppState) -> str:
+        """A fresh 12-character id, as AMS generates for /create without streamId."""
+        alphabet = string.ascii_letters + string.digits
+        while True:
+            sid = "".join(self._rng.choice(alphabet) for _ in range(12))
+            if sid not in app.records:
+                return sid
+
+    def start_publishing(self, app: AppState, stream_id: str, now: float, **values) -> Record:
+        """Publish start: reuse the record or create a zombi one; status broadcasting, heartbeat on."""
+        rec = app.records.get(stream_id)
+        if rec is None:
+            rec = Record(self.new_fields(app.name, stream_id, now, zombi=True, type="liveStream",
+                                         publishType="WebRTC"))
+            app.put(rec)
+        main = values.pop("mainTrackStreamId", None)
+        start_ms = int(now * 1000)
+        rec.fields.update(status="broadcasting", startTime=start_ms, updateTime=start_ms, speed=1.0,
+                          originAdress=ORIGIN, **values)
+        if self.version.master_fields:
+            rec.fields.update(bitrate=LIVE_BITRATE, width=640, height=480, remoteIp=ORIGIN)
+        if main:
+            app.set_main(rec, main)
+        rec.hb = Heartbeat(now, self.period)
+        return rec
+
+    # --- lifecycle episodes ------------------------------------------------------------
+
+    def episode(self, app: str, stream_id: str) -> Episode | None:
+        """The open lifecycle episode of a participant, if any."""
+        ep = self.episodes.get((app, stream_id))
+        return ep if ep is not None and not ep.closed else None
+
+    def lifecycle(self, app: str, stream_id: str, now: float) -> GhostLifecycle:
+        """Lifecycle snapshot; every field None when nothing happened yet."""
+        ep = self.episodes.get((app, stream_id))
+        if ep is None:
+            return GhostLifecycle()
+        stale = self.stale_after if self.version.computed_status else None
+        return ep.snapshot(now, stale)
+
+    def note_deleted(self, app: AppState, stream_id: str, now: float) -> None:
+        """Record deletion (and the freed id) in the participant's episode."""
+        ep = self.episode(app.name, stream_id)
+        if ep is not None:
+            ep.deleted_at = ep.deleted_at or now
+            ep.freed_at = ep.freed_at or now
+        self.note_listing(app, stream_id, now)
+
+    def note_status(self, app: AppState, rec: Record, now: float) -> None:
+        """A stored status that is no longer live frees the id for republishing."""
+        ep = self.episode(app.name, rec.fields["streamId"])
+        if ep is not None and rec.fields["status"] not in LIVE_STATUSES and ep.freed_at is None:
+            ep.freed_at = now
+
+    def note_listing(self, app: AppState, stream_id: str, now: float) -> None:
+        """Stamp unlisted_at the first time no room listing names the participant any more."""
+        ep = self.episode(app.name, stream_id)
+        if ep is None or ep.room is None or ep.unlisted_at is not None:
+            return
+        if not self.listed(app, ep.room, stream_id):
+            ep.unlisted_at = now
+
+    def listed(self, app: AppState, room: str, stream_id: str) -> bool:
+        """Whether the stored room model still names the stream (subTrackStreamIds/roomStreamList or mainTrackStreamId)."""
+        if self.version.has_subtrack_ids:
+            main = app.records.get(room)
+            in_main = main is not None and stream_id in (main.fields.get("subTrackStreamIds") or ())
+            conf = app.rooms.get(room)
+            return in_main or (conf is not None and stream_id in conf["roomStreamList"])
+        rec = app.records.get(stream_id)
+        return rec is not None and rec.fields.get("mainTrackStreamId") == room
