@@ -1,0 +1,1 @@
+"""Ant Media Server exporter: AMS REST client, snapshot model, ghost predicate, Prometheus collector."""

@@ -1,0 +1,517 @@
+"""AMS REST client: the only code that knows AMS URLs, auth, paging and version quirks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timezone
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote
+
+import httpx
+import jwt
+
+from exporter.config import AmsServer
+from exporter.errors import AmsAuthError, AmsError, AmsMalformedError, AmsUnavailableError
+from exporter.ghost import Verdict, ghost_verdict, stale_threshold
+from exporter.model import (
+    AmsVersion,
+    AppSnapshot,
+    Broadcast,
+    Fetched,
+    Result,
+    build_rooms,
+    parse_broadcast,
+    parse_broadcast_page,
+    parse_conference_room,
+    parse_conference_room_page,
+    parse_count,
+    parse_result,
+    parse_version,
+)
+
+__all__ = [
+    "AmsAuthError", "AmsClient", "AmsError", "AmsMalformedError", "AmsUnavailableError",
+    "AmsVersion", "AppSnapshot", "Broadcast", "Fetched", "Result", "Revalidation",
+]
+
+log = logging.getLogger(__name__)
+
+VERSION_TTL_SECONDS = 300.0  # re-detect now and then: servers get upgraded in place
+PLAN_BATCH_PAGES = 64  # pages planned per concurrent batch from /count (then re-planned)
+MAX_SUBTRACK_PAGES = 400  # bounds a server that ignores the offset
+_JSON_HEADERS = {"Content-Type": "application/json"}  # AMS write endpoints @Consumes(application/json)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """What the client keeps of an HTTP response."""
+
+    status_code: int
+    content: bytes
+    server_time: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """One list page: parsed items, the raw length (for short-page detection) and the Date."""
+
+    items: list
+    raw_length: int
+    rejected: int
+    server_time: float | None
+    first: str | None  # repr of the first raw entry: equal on consecutive pages means the offset is ignored
+
+
+@dataclass(frozen=True, slots=True)
+class Revalidation:
+    """A fresh look at one broadcast for the remediator: the verdict, the record, and its rooms."""
+
+    verdict: Verdict
+    broadcast: Broadcast | None
+    server_time: float | None
+    rooms: tuple[str, ...]
+
+
+def seg(value: str) -> str:
+    """Quote one path segment, so an id can never add path components."""
+    return quote(value, safe="")
+
+
+def parse_http_date(value: str | None) -> float | None:
+    """Parse an HTTP Date header to epoch seconds; None when absent or invalid."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:  # "-0000" means UTC with no zone information
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def decode_json(content: bytes, what: str):
+    """Parse a JSON body; empty (HTTP 204) is None; junk raises AmsMalformedError."""
+    if not content.strip():
+        return None
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise AmsMalformedError(f"{what}: response is not JSON ({type(exc).__name__})") from None
+
+
+class _Auth:
+    """Authorization header values: a static token, or short-lived HS256 tokens (exp valid on both clocks)."""
+
+    def __init__(self, server: AmsServer, clock: Callable[[], float]):
+        self._server = server
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._skew = 0.0  # AMS clock minus ours, learned from Date headers (exp is checked on AMS's clock)
+        self._token: str | None = None
+        self._token_exp = 0.0
+        self._token_skew = 0.0
+
+    @property
+    def mints(self) -> bool:
+        """True when tokens are minted from a secret (and can be re-minted after a clock surprise)."""
+        return self._server.jwt_secret is not None
+
+    def header(self, bearer: bool) -> str | None:
+        """The Authorization value; 'Bearer ' only where the version strips it (2.12+)."""
+        token = self._server.jwt_token or (self._minted() if self.mints else None)
+        if token is None:
+            return None
+        return f"Bearer {token}" if bearer else token
+
+    def observe(self, server_time: float | None) -> bool:
+        """Learn AMS's clock from a Date header; True if it moved enough to invalidate the token."""
+        if server_time is None:
+            return False
+        with self._lock:
+            self._skew = server_time - self._clock()
+            return abs(self._skew - self._token_skew) > self._server.jwt_ttl_seconds / 4
+
+    def _minted(self) -> str:
+        """A cached token, re-minted when a third of its lifetime is left or AMS's clock moved."""
+        with self._lock:
+            # The verifier's clock is AMS's machine clock; if it lags ours, expiring on ours is still safe.
+            now = self._clock() + max(self._skew, 0.0)
+            ttl = self._server.jwt_ttl_seconds
+            stale = abs(self._skew - self._token_skew) > ttl / 4
+            if self._token is None or stale or now > self._token_exp - ttl / 3:
+                # No iat/nbf: AMS's verifier rejects an iat in its future when clocks disagree.
+                self._token_exp = math.floor(now + ttl)
+                self._token = jwt.encode({"exp": self._token_exp}, self._server.jwt_secret, algorithm="HS256")
+                self._token_skew = self._skew
+            return self._token
+
+
+class AmsClient:
+    """Synchronous client for one configured AMS; thread-safe; close() when done."""
+
+    def __init__(
+        self,
+        server: AmsServer,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.server = server
+        self._clock = clock
+        self._auth = _Auth(server, clock)
+        self._versions: dict[str, tuple[AmsVersion, float]] = {}
+        self._versions_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(server.max_concurrency, thread_name_prefix=f"ams-{server.name}")
+        verify = False if server.tls_insecure_skip_verify else (server.ca_file or True)
+        self._http = httpx.Client(
+            base_url=server.url,
+            transport=transport,
+            verify=verify,
+            timeout=server.timeout_seconds,
+            follow_redirects=False,
+            headers={"Accept": "application/json", "User-Agent": "antmedia-exporter"},
+            limits=httpx.Limits(max_connections=server.max_concurrency + 4,
+                                max_keepalive_connections=server.max_concurrency + 4),
+        )
+
+    def close(self) -> None:
+        """Release connections and worker threads."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._http.close()
+
+    def __enter__(self) -> AmsClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- transport
+
+    def _request(
+        self, method: str, path: str, app: str, *, params=None, body: bytes | None = None,
+        deadline: float | None = None, allow_404: bool = False,
+    ) -> _Reply:
+        """One HTTP exchange mapped to typed errors; a 403 with a minted token is retried once."""
+        reply = self._exchange(method, path, app, params, body, deadline)
+        if reply.status_code == 403 and self._auth.mints and self._auth.observe(reply.server_time):
+            reply = self._exchange(method, path, app, params, body, deadline)
+        return self._check(method, path, reply, allow_404)
+
+    def _exchange(self, method, path, app, params, body, deadline) -> _Reply:
+        """Send one request with the remaining time budget; transport failures become AmsUnavailableError."""
+        headers = dict(_JSON_HEADERS) if method != "GET" else {}
+        auth = self._auth.header(self._bearer(app))
+        if auth:
+            headers["Authorization"] = auth
+        try:
+            response = self._http.request(
+                method, path, params=params, content=body, headers=headers, timeout=self._timeout(deadline)
+            )
+        except httpx.TimeoutException:
+            raise AmsUnavailableError(f"{method} {path}: timed out") from None
+        except httpx.HTTPError as exc:
+            raise AmsUnavailableError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        server_time = parse_http_date(response.headers.get("date"))
+        if response.status_code != 403:
+            self._auth.observe(server_time)
+        return _Reply(response.status_code, response.content, server_time)
+
+    @staticmethod
+    def _check(method: str, path: str, reply: _Reply, allow_404: bool) -> _Reply:
+        """Map an HTTP status to the typed errors of the contract."""
+        code = reply.status_code
+        if code >= 500:
+            raise AmsUnavailableError(f"{method} {path}: HTTP {code}")
+        if code in (401, 403):
+            raise AmsAuthError(f"{method} {path}: HTTP {code} (IP filter or JWT rejected the request)")
+        if code == 404 and allow_404:
+            return reply
+        if code >= 300:
+            raise AmsError(f"{method} {path}: HTTP {code}")
+        return reply
+
+    def _timeout(self, deadline: float | None) -> float:
+        """Per-request timeout: the configured one, cut to what is left of the deadline."""
+        if deadline is None:
+            return self.server.timeout_seconds
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AmsUnavailableError(f"no time left within {self.server.timeout_seconds:g}s")
+        return min(self.server.timeout_seconds, left)
+
+    def _bearer(self, app: str) -> bool:
+        """Whether this app's (cached) version wants the 'Bearer ' prefix; unknown -> raw token."""
+        cached = self._versions.get(app)
+        return cached[0].bearer_prefix if cached else False
+
+    def _get_json(self, path: str, app: str, what: str, deadline: float | None = None, allow_404=False):
+        """GET and decode; returns (data, reply); data is None on 404 when allowed."""
+        reply = self._request("GET", path, app, deadline=deadline, allow_404=allow_404)
+        if reply.status_code == 404:
+            return None, reply
+        return decode_json(reply.content, what), reply
+
+    @staticmethod
+    def _base(app: str) -> str:
+        """Path prefix of an app's broadcast REST resource."""
+        return f"/{seg(app)}/rest/v2/broadcasts"
+
+    # ---------------------------------------------------------------- version
+
+    def version(self, app: str, deadline: float | None = None) -> AmsVersion:
+        """The app's AMS version from /{app}/rest/v2/version (cached for a few minutes)."""
+        now = time.monotonic()
+        cached = self._versions.get(app)
+        if cached and now - cached[1] < VERSION_TTL_SECONDS:
+            return cached[0]
+        data, _ = self._get_json(f"/{seg(app)}/rest/v2/version", app, "version", deadline)
+        version = parse_version(data)
+        if not version.known:
+            log.warning("ams=%s app=%s: AMS version %r not recognised; using the safe behaviour of every version",
+                        self.server.name, app, version.name)
+        with self._versions_lock:
+            self._versions[app] = (version, now)
+        return version
+
+    # ---------------------------------------------------------------- reading
+
+    def count(self, app: str, deadline: float | None = None) -> int:
+        """Number of broadcast records (GET /count)."""
+        data, _ = self._get_json(f"{self._base(app)}/count", app, "count", deadline)
+        return parse_count(data)
+
+    def snapshot(self, app: str, deadline: float | None = None) -> AppSnapshot:
+        """One pass over an app: version, every broadcast (paged concurrently) and room membership."""
+        if deadline is None:
+            deadline = time.monotonic() + self.server.timeout_seconds
+        version = self.version(app, deadline)
+        broadcasts, server_time, rejected = self.list_broadcasts(app, deadline)
+        conference = self._list_conference_rooms(app, version, deadline) if version.has_conference_rooms else []
+        return AppSnapshot(
+            app=app, version=version, server_time=server_time, broadcasts=broadcasts,
+            rooms=build_rooms(broadcasts, conference), rejected_records=rejected,
+        )
+
+    def list_broadcasts(self, app: str, deadline: float | None = None) -> tuple[tuple[Broadcast, ...], float | None, int]:
+        """All broadcasts, AMS's clock (earliest list Date: ages err young) and the rejected record count."""
+        base = self._base(app)
+
+        def fetch(offset: int, size: int) -> _Page:
+            """One list page, parsed into models in the worker thread."""
+            data, reply = self._get_json(f"{base}/list/{offset}/{size}", app, "broadcast list", deadline)
+            items, rejected = parse_broadcast_page(data)
+            return _Page(items, len(data) if data else 0, rejected, reply.server_time, _first(data))
+
+        try:
+            total = self._pool.submit(self._count_hint, app, deadline)
+        except RuntimeError:  # the pool is shut down: close() was called
+            raise AmsUnavailableError("client closed") from None
+        pages = self._fetch_pages(fetch, self.server.page_size, total, deadline)
+        unique: dict[str, Broadcast] = {}
+        for page in pages:
+            for b in page.items:
+                unique.setdefault(b.stream_id, b)  # records shifting between pages may repeat
+        times = [p.server_time for p in pages if p.server_time is not None]
+        return tuple(unique.values()), (min(times) if times else None), sum(p.rejected for p in pages)
+
+    def _count_hint(self, app: str, deadline: float | None) -> int | None:
+        """Total from /count to plan concurrent pages; None when it cannot be had (paging still works)."""
+        try:
+            return self.count(app, deadline)
+        except AmsError:
+            return None
+
+    def _fetch_pages(self, fetch: Callable[[int, int], _Page], size: int, total, deadline) -> list[_Page]:
+        """Page with offset += len(page) until a short page; later pages fetched concurrently, bounded."""
+        first = fetch(0, size)
+        total = total.result() if hasattr(total, "result") else total
+        if first.raw_length < size:
+            if not (total and total > first.raw_length > 0):
+                return [first]
+            size = first.raw_length  # the server caps pages below what was asked
+        pages, offset = [first], first.raw_length
+        while True:
+            offsets = self._plan(offset, size, total)
+            for page in self._pool.map(lambda o: fetch(o, size), offsets):
+                if page.raw_length and page.first == pages[-1].first:
+                    raise AmsMalformedError("list paging does not advance (offset ignored)")
+                pages.append(page)
+                if page.raw_length < size:
+                    return pages
+            offset = offsets[-1] + size
+            if total is not None and offset >= total:
+                total = None if offset > total else total
+
+    def _plan(self, offset: int, size: int, total: int | None) -> list[int]:
+        """Offsets for the next concurrent batch: up to the known total, else max_concurrency pages."""
+        if total is not None and offset < total:
+            # Bounded batches: a bogus /count must not plan millions of requests at once.
+            count = min(-(-(total - offset) // size), PLAN_BATCH_PAGES)
+        elif total is not None:
+            count = 1  # one page to confirm nothing was added since /count
+        else:
+            count = self.server.max_concurrency
+        return [offset + i * size for i in range(count)]
+
+    def _list_conference_rooms(self, app: str, version: AmsVersion, deadline) -> list[tuple[str, tuple[str, ...]]]:
+        """v2.8.x ConferenceRoom records; on an unrecognised version a 404 means there are none."""
+        base = self._base(app)
+
+        def fetch(offset: int, size: int) -> _Page:
+            """One conference-room page."""
+            data, reply = self._get_json(f"{base}/conference-rooms/list/{offset}/{size}", app,
+                                         "conference room list", deadline, allow_404=not version.known)
+            items = parse_conference_room_page(data)
+            return _Page(items, len(data) if isinstance(data, list) else 0, 0, reply.server_time, _first(data))
+
+        pages = self._fetch_pages(fetch, self.server.page_size, None, deadline)
+        return [room for page in pages for room in page.items]
+
+    def get_broadcast(self, app: str, stream_id: str) -> Fetched:
+        """A fresh GET of one broadcast; broadcast is None on 404."""
+        data, reply = self._get_json(f"{self._base(app)}/{seg(stream_id)}", app, "broadcast", allow_404=True)
+        if reply.status_code == 404:
+            return Fetched(None, reply.server_time)
+        broadcast = parse_broadcast(data)
+        if broadcast is None:
+            raise AmsMalformedError("broadcast: response has no usable streamId")
+        return Fetched(broadcast, reply.server_time)
+
+    def get_room_members(self, app: str, room_id: str) -> set[str]:
+        """Stream ids listed in a room, from every room model the version has."""
+        version = self.version(app)
+        members: set[str] = set()
+        if version.has_subtrack_ids:
+            data, _ = self._get_json(f"{self._base(app)}/{seg(room_id)}", app, "broadcast", allow_404=True)
+            main = parse_broadcast(data) if data is not None else None
+            if main is not None:
+                members.update(main.subtrack_ids or ())
+        if version.has_conference_rooms:
+            members.update(self._conference_room(app, room_id) or ())
+        if version.has_subtracks_endpoint:
+            members.update(self._subtrack_ids(app, room_id, allow_404=not version.known))
+        members.discard(room_id)
+        return members
+
+    def _conference_room(self, app: str, room_id: str) -> tuple[str, ...] | None:
+        """roomStreamList of a v2.8.x ConferenceRoom; None when there is no such record."""
+        data, _ = self._get_json(f"{self._base(app)}/conference-rooms/{seg(room_id)}", app,
+                                 "conference room", allow_404=True)
+        if data is None:
+            return None
+        room = parse_conference_room(data)
+        if room is None:
+            raise AmsMalformedError("conference room: response has no usable roomId")
+        return room[1]
+
+    def _subtrack_ids(self, app: str, room_id: str, allow_404: bool) -> set[str]:
+        """3.x: ids of every subtrack of a main track (paged; a missing main track has none)."""
+        path = f"{self._base(app)}/{seg(room_id)}/subtracks"
+        ids: set[str] = set()
+        offset, size = 0, self.server.page_size
+        for _ in range(MAX_SUBTRACK_PAGES):
+            data, reply = self._get_json(f"{path}/{offset}/{size}", app, "subtracks", allow_404=True)
+            items, _ = parse_broadcast_page(data) if reply.status_code != 404 else ([], 0)
+            ids.update(b.stream_id for b in items if b.joined_room)
+            length = len(data) if isinstance(data, list) else 0
+            if length < size:
+                return ids
+            offset += length
+        raise AmsMalformedError(f"subtracks of {room_id}: more than {MAX_SUBTRACK_PAGES} pages")
+
+    def revalidate(self, app: str, stream_id: str, room: str | None = None,
+                   stale_after_seconds: float | None = None) -> Revalidation:
+        """Fresh GET plus room checks, judged by the shared predicate (for the remediator)."""
+        fetched = self.get_broadcast(app, stream_id)
+        b = fetched.broadcast
+        if b is None:
+            return Revalidation(Verdict(False, "not_found"), None, fetched.server_time, ())
+        version = self.version(app)
+        candidates = {r for r in (b.main_track_id, room) if r and r != stream_id}
+        listed = tuple(sorted(r for r in candidates if stream_id in self.get_room_members(app, r)))
+        rooms = tuple(sorted(set(listed) | ({b.main_track_id} - {"", stream_id})))
+        main_ids = {stream_id} if self._is_room(app, stream_id, version) else ()
+        stale = stale_after_seconds if stale_after_seconds is not None else stale_threshold(self.server, version)
+        verdict = ghost_verdict(b, fetched.server_time, stale, listed, main_ids)
+        return Revalidation(verdict, b, fetched.server_time, rooms)
+
+    def _is_room(self, app: str, stream_id: str, version: AmsVersion) -> bool:
+        """True when stream_id has room members or a ConferenceRoom record of that id exists."""
+        if self.get_room_members(app, stream_id):
+            return True
+        return version.has_conference_rooms and self._conference_room(app, stream_id) is not None
+
+    # ---------------------------------------------------------------- writing
+
+    def _write(self, method: str, path: str, app: str, params=None, body=None) -> Result:
+        """Send a write; 404 gives Result(success=False, status_code=404); the body's success decides."""
+        payload = json.dumps(body).encode() if body is not None else None
+        reply = self._request(method, path, app, params=params, body=payload, allow_404=True)
+        if reply.status_code == 404:
+            data = _quiet_json(reply.content)
+            message = data.get("message") if isinstance(data, dict) else None
+            return Result(False, message if isinstance(message, str) else "not found", status_code=404)
+        return parse_result(decode_json(reply.content, f"{method} result"), reply.status_code)
+
+    def stop_broadcast(self, app: str, stream_id: str) -> Result:
+        """POST /{id}/stop; stopSubtracks=false where the version would otherwise stop a room's members."""
+        params = {"stopSubtracks": "false"} if self.version(app).delete_subtracks_param else None
+        return self._write("POST", f"{self._base(app)}/{seg(stream_id)}/stop", app, params)
+
+    def remove_subtrack(self, app: str, room_id: str, stream_id: str) -> Result:
+        """DELETE /{room}/subtrack?id={stream}: take the stream out of the main track (before deleting it)."""
+        return self._write("DELETE", f"{self._base(app)}/{seg(room_id)}/subtrack", app, {"id": stream_id})
+
+    def remove_room_member(self, app: str, room_id: str, stream_id: str) -> Result:
+        """v2.8.x: DELETE /conference-rooms/{room}/{stream}, only if the ConferenceRoom record exists."""
+        if not self.version(app).has_conference_rooms:
+            return Result(False, "this AMS version has no conference room records", status_code=404)
+        if self._conference_room(app, room_id) is None:
+            return Result(False, "conference room not found", status_code=404)
+        return self._write("DELETE", f"{self._base(app)}/conference-rooms/{seg(room_id)}/{seg(stream_id)}", app)
+
+    def delete_broadcast(self, app: str, stream_id: str) -> Result:
+        """DELETE /{id}, with deleteSubtracks=false wherever the version has that parameter."""
+        params = {"deleteSubtracks": "false"} if self.version(app).delete_subtracks_param else None
+        return self._write("DELETE", f"{self._base(app)}/{seg(stream_id)}", app, params)
+
+    def finish_broadcast(self, app: str, stream_id: str) -> Result:
+        """Set status finished: partial PUT where safe (2.10.1+), else the full fresh record (never partial)."""
+        version = self.version(app)
+        path = f"{self._base(app)}/{seg(stream_id)}"
+        if version.partial_put_safe:
+            return self._write("PUT", path, app, body={"status": "finished"})
+        if not version.known:
+            raise AmsError(f"refusing PUT on unrecognised AMS version {version.name!r}: a partial body may wipe fields")
+        data, reply = self._get_json(path, app, "broadcast", allow_404=True)
+        if reply.status_code == 404:
+            return Result(False, "broadcast not found", status_code=404)
+        if not isinstance(data, dict) or parse_broadcast(data) is None:
+            raise AmsMalformedError("broadcast: cannot PUT back a malformed record")
+        return self._write("PUT", path, app, body={**data, "status": "finished"})
+
+
+def _first(data) -> str | None:
+    """Fingerprint of a page: its first raw entry."""
+    return repr(data[0]) if isinstance(data, list) and data else None
+
+
+def _quiet_json(content: bytes):
+    """Best-effort JSON for optional bodies (404 messages); None when not JSON."""
+    try:
+        return decode_json(content, "body")
+    except AmsMalformedError:
+        return None
+
+
+def close_all(clients: Iterable[AmsClient]) -> None:
+    """Close several clients."""
+    for client in clients:
+        client.close()

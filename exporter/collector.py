@@ -1,0 +1,413 @@
+"""Prometheus custom collector: one AMS pass per scrape, fresh metric families, no background poller."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from operator import attrgetter
+
+from prometheus_client.metrics_core import Metric
+
+from exporter.ams_client import AmsClient
+from exporter.config import AmsServer
+from exporter.errors import AmsError, AmsUnavailableError
+from exporter.exposition import RowFamily, escape, escape_word
+from exporter.ghost import find_ghosts, heartbeat_period, is_main_track, stale_threshold
+from exporter.model import AppSnapshot, Broadcast
+
+log = logging.getLogger(__name__)
+
+REASONS = ("unavailable", "auth", "malformed", "error")
+APP_LABELS = ("ams", "app")
+STREAM_LABELS = ("ams", "app", "stream_id")
+GRACE_SECONDS = 0.25  # on top of timeout_seconds: answer /metrics even if an app thread is stuck
+# Statuses always exported (zero-filled) for liveStream so rules never see "absent" for "none".
+COUNTED_STATUSES = ("broadcasting", "preparing", "terminated_unexpectedly", "created", "finished")
+
+# Per-stream numbers: (metric name, help, Broadcast attribute, divisor to base unit, only when > 0).
+STREAM_GAUGES = (
+    ("antmedia_broadcast_last_update_timestamp_seconds",
+     "Last heartbeat of the broadcast (updateTime / 1000); absent when AMS has none.", "update_time_ms", 1000, True),
+    ("antmedia_broadcast_start_timestamp_seconds",
+     "Publish start of the broadcast (startTime / 1000); absent when never published.", "start_time_ms", 1000, True),
+    ("antmedia_broadcast_speed_ratio", "Ingest speed (speed), about 1 when healthy; frozen on a ghost.",
+     "speed", 1, False),
+    ("antmedia_broadcast_pending_packets", "Ingest queue length (pendingPacketSize).", "pending_packets", 1, False),
+    # AMS reports bits/s; Prometheus base unit is bytes (promtool rejects "bits").
+    ("antmedia_broadcast_bitrate_bytes_per_second", "Ingest rate (bitrate / 8), where the version provides it.",
+     "bitrate", 8, False),
+)
+STREAM_COUNTERS = (
+    ("antmedia_broadcast_received_bytes", "Bytes received from the publisher (receivedBytes); resets on republish.",
+     "received_bytes"),
+)
+VIEWER_PROTOCOLS = ("hls", "dash", "webrtc", "rtmp")
+VIEWER_COUNTS = attrgetter("hls_viewers", "dash_viewers", "webrtc_viewers", "rtmp_viewers")
+
+
+class _GcPause:
+    """Pause the cyclic GC while any scrape runs (reentrant across threads).
+
+    A scrape allocates hundreds of thousands of short-lived, acyclic objects; each generation-2
+    pass walks the whole heap and added 30-70 ms per 10k-broadcast scrape. Reference counting
+    still frees everything; cycles wait for the next collection after the scrape.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._active = 0
+        self._was_enabled = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._active == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._active += 1
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._active -= 1
+            if self._active == 0 and self._was_enabled:
+                gc.enable()
+
+
+_GC_PAUSE = _GcPause()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One app's result for one scrape: a snapshot, or the error that prevented it."""
+
+    server: AmsServer
+    app: str
+    snapshot: AppSnapshot | None
+    error: AmsError | None
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class StreamView:
+    """A collected app with the per-stream series it is allowed to have (cardinality guard)."""
+
+    outcome: Outcome
+    key: tuple[str, str]
+    streams: list[tuple[tuple[str, str, str], Broadcast]]
+
+
+class AmsCollector:
+    """Collects every configured AMS app on each scrape (register in a private CollectorRegistry).
+
+    antmedia_up{ams="main",app="WebRTCAppEE"} 1.0
+    """
+
+    def __init__(self, servers: Sequence[AmsServer], clients: dict[str, AmsClient] | None = None,
+                 timer=time.monotonic):
+        self.servers = tuple(servers)
+        self._timer = timer  # durations only; injectable for a reproducible golden file
+        self.clients = clients if clients is not None else {s.name: AmsClient(s) for s in self.servers}
+        tasks = sum(len(s.apps) for s in self.servers)
+        # Twice the app count: a thread stuck past the deadline must not starve the next scrape.
+        self._pool = ThreadPoolExecutor(max(2, min(64, 2 * tasks)), thread_name_prefix="collect")
+        self._lock = threading.Lock()
+        self._errors: Counter = Counter({(s.name, a, r): 0 for s in self.servers for a in s.apps for r in REASONS})
+        self._failing: dict[tuple[str, str], tuple[str, int]] = {}
+
+    def close(self) -> None:
+        """Stop worker threads and close the AMS clients."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for client in self.clients.values():
+            client.close()
+
+    def collect(self) -> Iterator[Metric]:
+        """Every configured AMS: fetch, build each family from a helper, yield."""
+        return self.collect_servers(self.servers)
+
+    def collect_servers(self, servers: Sequence[AmsServer]) -> Iterator[Metric]:
+        """The families for some of the configured servers (the /probe view uses one)."""
+        with _GC_PAUSE:
+            outcomes = self.gather(servers)
+            errors = self._error_counts(servers)
+            yield from build_families(outcomes, errors)
+
+    def gather(self, servers: Sequence[AmsServer]) -> list[Outcome]:
+        """Snapshot every app of `servers` in parallel; never waits beyond the longest timeout."""
+        started = time.monotonic()
+        jobs = {
+            self._pool.submit(self._collect_app, s, app, started + s.timeout_seconds): (s, app)
+            for s in servers for app in s.apps
+        }
+        budget = max((s.timeout_seconds for s in servers), default=0) + GRACE_SECONDS
+        done, _ = wait(jobs, timeout=budget)
+        outcomes = []
+        for future, (server, app) in jobs.items():
+            if future in done:
+                outcomes.append(future.result())
+            else:
+                late = AmsUnavailableError(f"no answer within {server.timeout_seconds:g}s")
+                outcomes.append(Outcome(server, app, None, late, server.timeout_seconds))
+        for outcome in outcomes:
+            self._record(outcome)
+        return outcomes
+
+    def _collect_app(self, server: AmsServer, app: str, deadline: float) -> Outcome:
+        """One app's snapshot; every failure becomes an Outcome so /metrics never fails."""
+        started = self._timer()
+        try:
+            snapshot, error = self.clients[server.name].snapshot(app, deadline), None
+        except AmsError as exc:
+            snapshot, error = None, exc
+        except Exception as exc:  # noqa: BLE001 - a bug must cost one app's data, not the scrape
+            log.exception("ams=%s app=%s: unexpected error while collecting", server.name, app)
+            snapshot, error = None, AmsError(f"unexpected {type(exc).__name__}")
+        return Outcome(server, app, snapshot, error, self._timer() - started)
+
+    def _record(self, outcome: Outcome) -> None:
+        """Count the error and log once per failure streak (and once on recovery)."""
+        key = (outcome.server.name, outcome.app)
+        with self._lock:
+            previous = self._failing.get(key)
+            if outcome.error is None:
+                if previous:
+                    self._failing.pop(key)
+                    log.info("ams=%s app=%s: collecting again after %d failed scrapes", *key, previous[1])
+                return
+            reason = outcome.error.reason
+            self._errors[(*key, reason)] += 1
+            self._failing[key] = (reason, (previous[1] if previous else 0) + 1)
+        if previous is None or previous[0] != reason:
+            log.warning("ams=%s app=%s: scrape failed (%s): %s; not logged again until it changes or recovers",
+                        *key, reason, outcome.error)
+
+    def _error_counts(self, servers: Sequence[AmsServer]) -> dict[tuple[str, str, str], int]:
+        """Copy of the error counters of `servers`."""
+        names = {s.name for s in servers}
+        with self._lock:
+            return {key: value for key, value in self._errors.items() if key[0] in names}
+
+
+def build_families(outcomes: list[Outcome], errors: dict[tuple[str, str, str], int]) -> Iterator[Metric]:
+    """All metric families for one scrape, built lazily so one family is in memory at a time."""
+    yield _up(outcomes)
+    yield _durations(outcomes)
+    yield _error_family(errors)
+    collected = [o for o in outcomes if o.snapshot is not None]
+    yield from _app_families(collected)
+    views = [_stream_view(o) for o in collected]
+    yield _statuses(views)
+    for spec in STREAM_GAUGES:
+        yield _stream_gauge(views, *spec)
+    for spec in STREAM_COUNTERS:
+        yield _stream_counter(views, *spec)
+    yield _viewers(views)
+    yield _main_tracks(views)
+    yield _infos(views)
+    yield _room_member(views)
+    yield _room_members(views)
+
+
+def _app_key(outcome: Outcome) -> tuple[str, str]:
+    """Label values (ams, app)."""
+    return (outcome.server.name, outcome.app)
+
+
+def _up(outcomes: list[Outcome]) -> Metric:
+    """antmedia_up{ams,app} 1 when this app's data was collected."""
+    family = RowFamily("antmedia_up", "1 when this app's data was collected from AMS, else 0.", APP_LABELS)
+    for o in outcomes:
+        family.add(_app_key(o), 1.0 if o.snapshot is not None else 0.0)
+    return family
+
+
+def _durations(outcomes: list[Outcome]) -> Metric:
+    """antmedia_scrape_duration_seconds{ams,app}."""
+    family = RowFamily("antmedia_scrape_duration_seconds", "Time spent collecting this app from AMS.", APP_LABELS)
+    for o in outcomes:
+        family.add(_app_key(o), o.duration)
+    return family
+
+
+def _error_family(errors: dict[tuple[str, str, str], int]) -> Metric:
+    """antmedia_scrape_errors_total{ams,app,reason}."""
+    family = RowFamily("antmedia_scrape_errors", "Failed collections by reason (unavailable, auth, malformed, error).",
+                       (*APP_LABELS, "reason"), typ="counter")
+    for key, value in sorted(errors.items()):
+        family.add(key, value)
+    return family
+
+
+def _app_families(collected: list[Outcome]) -> Iterator[Metric]:
+    """Per-app families: version, AMS clock, heartbeat period, threshold, counts."""
+    yield _server_info(collected)
+    yield _app_gauge(collected, "antmedia_server_time_seconds",
+                     "AMS's own clock (HTTP Date of the list responses) at collection.",
+                     lambda o: o.snapshot.server_time)
+    yield _app_gauge(collected, "antmedia_heartbeat_period_seconds",
+                     "Heartbeat (updateTime) period in force: config override or the version's default.",
+                     lambda o: heartbeat_period(o.server, o.snapshot.version))
+    yield _app_gauge(collected, "antmedia_stale_threshold_seconds",
+                     "stale_heartbeats x heartbeat period: heartbeat age beyond which a live claim is a ghost.",
+                     lambda o: stale_threshold(o.server, o.snapshot.version))
+    yield _broadcast_counts(collected)
+    yield _app_gauge(collected, "antmedia_rooms", "Rooms (main tracks and conference rooms) known to AMS.",
+                     lambda o: len(o.snapshot.rooms))
+    yield _app_gauge(collected, "antmedia_ghost_streams",
+                     "Broadcasts that are ghosts by the shared predicate at this scrape.",
+                     lambda o: len(find_ghosts(o.snapshot, stale_threshold(o.server, o.snapshot.version))))
+    yield _app_gauge(collected, "antmedia_malformed_records",
+                     "Broadcast records skipped at this scrape because they had no usable streamId.",
+                     lambda o: o.snapshot.rejected_records)
+
+
+def _server_info(collected: list[Outcome]) -> Metric:
+    """antmedia_server_info{ams,app,version,edition} 1."""
+    family = RowFamily("antmedia_server_info", "AMS version of the app (from /rest/v2/version).",
+                       (*APP_LABELS, "version", "edition"))
+    for o in collected:
+        version = o.snapshot.version
+        family.add((*_app_key(o), version.name, version.edition), 1.0)
+    return family
+
+
+def _app_gauge(collected: list[Outcome], name: str, documentation: str, value_of) -> Metric:
+    """A gauge with one sample per collected app; None values are left out."""
+    family = RowFamily(name, documentation, APP_LABELS)
+    for o in collected:
+        value = value_of(o)
+        if value is not None:
+            family.add(_app_key(o), value)
+    return family
+
+
+def _broadcast_counts(collected: list[Outcome]) -> Metric:
+    """antmedia_broadcasts{ams,app,status,type}: every record counted, none listed."""
+    family = RowFamily("antmedia_broadcasts", "Broadcast records by status and type (all records).",
+                       (*APP_LABELS, "status", "type"))
+    for o in collected:
+        counts = Counter((b.status, b.type) for b in o.snapshot.broadcasts)
+        for status in COUNTED_STATUSES:
+            counts.setdefault((status, "liveStream"), 0)
+        for (status, kind), value in sorted(counts.items()):
+            family.add((*_app_key(o), status, kind), value)
+    return family
+
+
+def _stream_view(outcome: Outcome) -> StreamView:
+    """Pick the broadcasts that get per-stream series: live-ish, room members, rooms."""
+    snap = outcome.snapshot
+    members, rooms = snap.members, snap.rooms
+    ams, app = escape(outcome.server.name), escape(outcome.app)
+    streams = [
+        ((ams, app, escape(b.stream_id)), b)
+        for b in snap.broadcasts
+        if b.live_status or b.stream_id in members or b.stream_id in rooms or b.joined_room
+    ]
+    return StreamView(outcome, (ams, app), streams)  # label values escaped once per scrape
+
+
+def _statuses(views: list[StreamView]) -> Metric:
+    """antmedia_broadcast_status{ams,app,stream_id,status} 1."""
+    return RowFamily("antmedia_broadcast_status", "1 for the broadcast's current status (as AMS reports it).",
+                     (*STREAM_LABELS, "status"),
+                     source=lambda: (((*key, escape_word(b.status)), 1.0) for view in views for key, b in view.streams))
+
+
+def _stream_gauge(views: list[StreamView], name: str, documentation: str, attr: str, divisor: int,
+                  positive: bool) -> Metric:
+    """A per-stream gauge from one Broadcast attribute (table-driven)."""
+
+    def rows() -> Iterator:
+        """Rows produced while rendering, never all held at once."""
+        for view in views:
+            for key, b in view.streams:
+                value = getattr(b, attr)
+                if value is None or (positive and value <= 0):
+                    continue
+                yield key, (value / divisor if divisor != 1 else value)  # ms / 1000 is exact, ms * 0.001 is not
+
+    return RowFamily(name, documentation, STREAM_LABELS, shared_labels=True, source=rows)
+
+
+def _stream_counter(views: list[StreamView], name: str, documentation: str, attr: str) -> Metric:
+    """A per-stream counter from one Broadcast attribute."""
+
+    def rows() -> Iterator:
+        """Rows produced while rendering, never all held at once."""
+        for view in views:
+            for key, b in view.streams:
+                value = getattr(b, attr)
+                if value is not None and value >= 0:
+                    yield key, value
+
+    return RowFamily(name, documentation, STREAM_LABELS, typ="counter", shared_labels=True, source=rows)
+
+
+def _viewers(views: list[StreamView]) -> Metric:
+    """antmedia_broadcast_viewers{ams,app,stream_id,protocol}."""
+
+    def rows() -> Iterator:
+        """Rows produced while rendering, never all held at once."""
+        for view in views:
+            for key, b in view.streams:
+                for protocol, value in zip(VIEWER_PROTOCOLS, VIEWER_COUNTS(b)):
+                    if value is not None and value >= 0:
+                        yield (*key, protocol), value
+
+    return RowFamily("antmedia_broadcast_viewers", "Viewers by protocol (hlsViewerCount, dashViewerCount, "
+                     "webRTCViewerCount, rtmpViewerCount).", (*STREAM_LABELS, "protocol"), source=rows)
+
+
+def _main_tracks(views: list[StreamView]) -> Metric:
+    """antmedia_broadcast_main_track{ams,app,stream_id}: 1 for a room, 0 for a publisher."""
+
+    def rows() -> Iterator:
+        """Rows produced while rendering, never all held at once."""
+        for view in views:
+            rooms = view.outcome.snapshot.rooms
+            for key, b in view.streams:
+                yield key, (1.0 if is_main_track(b, rooms) else 0.0)
+
+    return RowFamily("antmedia_broadcast_main_track", "1 if the broadcast is a room's main track, 0 if it is "
+                     "a publisher.", STREAM_LABELS, shared_labels=True, source=rows)
+
+
+def _infos(views: list[StreamView]) -> Metric:
+    """antmedia_broadcast_info{ams,app,stream_id,origin,type,publish_type} 1."""
+    return RowFamily("antmedia_broadcast_info", "Broadcast metadata: ingesting node (originAdress), type, "
+                     "publishType.", (*STREAM_LABELS, "origin", "type", "publish_type"),
+                     source=lambda: (((*key, escape_word(b.origin), escape_word(b.type), escape_word(b.publish_type)),
+                                      1.0) for view in views for key, b in view.streams))
+
+
+def _room_member(views: list[StreamView]) -> Metric:
+    """antmedia_room_member{ams,app,room,stream_id} 1 while listed in the room."""
+
+    def rows() -> Iterator:
+        """Rows produced while rendering, never all held at once."""
+        for view in views:
+            for room, members in sorted(view.outcome.snapshot.rooms.items()):
+                room_text = escape(room)
+                for stream_id in sorted(members):
+                    yield (*view.key, room_text, escape(stream_id)), 1.0
+
+    return RowFamily("antmedia_room_member", "1 while the stream is listed as a member of the room "
+                     "(any room model).", (*APP_LABELS, "room", "stream_id"), source=rows)
+
+
+def _room_members(views: list[StreamView]) -> Metric:
+    """antmedia_room_members{ams,app,room}: member count."""
+    return RowFamily("antmedia_room_members", "Number of streams listed as members of the room.",
+                     (*APP_LABELS, "room"),
+                     source=lambda: (((*view.key, escape(room)), len(members)) for view in views
+                                     for room, members in sorted(view.outcome.snapshot.rooms.items())))
+
+
+def select_servers(servers: Iterable[AmsServer], name: str) -> list[AmsServer]:
+    """The configured server called `name` (empty when unknown)."""
+    return [s for s in servers if s.name == name]

@@ -1,0 +1,27 @@
+"""Typed errors raised by the AMS client and the model parsers."""
+
+from __future__ import annotations
+
+
+class AmsError(Exception):
+    """AMS answered, but not with what was asked for (4xx other than 403, bad shape)."""
+
+    reason = "error"
+
+
+class AmsMalformedError(AmsError):
+    """AMS answered with JSON that does not parse or has the wrong shape."""
+
+    reason = "malformed"
+
+
+class AmsAuthError(AmsError):
+    """AMS refused the request (403: IP filter, JWT filter, app still starting)."""
+
+    reason = "auth"
+
+
+class AmsUnavailableError(AmsError):
+    """AMS could not be reached in time: transport error, timeout or 5xx; retrying can help."""
+
+    reason = "unavailable"

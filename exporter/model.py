@@ -1,0 +1,368 @@
+"""Snapshot model of AMS data: frozen dataclasses parsed from AMS JSON, no I/O."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from exporter.errors import AmsMalformedError
+
+LIVE_STATUSES = frozenset({"broadcasting", "preparing", "terminated_unexpectedly"})
+VIEWER_PROTOCOLS = ("hls", "dash", "webrtc", "rtmp")
+MAX_ID_LENGTH = 256  # AMS ids are short; longer values are not ids and would bloat label sets
+
+_WORD_RE = re.compile(r"[A-Za-z0-9_]{1,40}")
+_VERSION_RE = re.compile(r"\s*v?(\d+)\.(\d+)(?:\.(\d+))?")
+_INT_LIMIT = 2**63  # Java long range; bigger numbers are junk and would not fit a float sample
+_intern = sys.intern
+_WORDS: dict[str, str] = {}  # validated enum-like values seen so far, interned
+
+
+@dataclass(frozen=True, slots=True)
+class AmsVersion:
+    """The AMS version of one app, with the behaviours that depend on it (reference timeline)."""
+
+    name: str
+    major: int = 0
+    minor: int = 0
+    patch: int = 0
+    edition: str = "unknown"
+    known: bool = True  # False when versionName did not parse: every flag then takes its safe side
+
+    def at_least(self, major: int, minor: int, patch: int = 0) -> bool:
+        """True when this is a recognised version >= major.minor.patch."""
+        return self.known and (self.major, self.minor, self.patch) >= (major, minor, patch)
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """STAT_UPDATE_PERIOD_MS: 5 s before 2.9, 10 s after; the longer one when unknown (fewer verdicts)."""
+        return 5.0 if self.known and not self.at_least(2, 9) else 10.0
+
+    @property
+    def has_conference_rooms(self) -> bool:
+        """ConferenceRoom records exist (before 2.10; later they are wrappers over broadcasts); probed when unknown."""
+        return not self.known or not self.at_least(2, 10)
+
+    @property
+    def has_subtrack_ids(self) -> bool:
+        """Main tracks carry subTrackStreamIds (removed in 3.0)."""
+        return not self.known or not self.at_least(3, 0)
+
+    @property
+    def has_subtracks_endpoint(self) -> bool:
+        """GET /{room}/subtracks/{offset}/{size} exists (3.0+); probed when unknown."""
+        return not self.known or self.at_least(3, 0)
+
+    @property
+    def computed_status(self) -> bool:
+        """JSON status is computed (terminated_unexpectedly after STREAM_TIMEOUT_MS) from 2.13."""
+        return self.at_least(2, 13)
+
+    @property
+    def bearer_prefix(self) -> bool:
+        """REST JWT accepts 'Bearer ' from 2.12; the raw token works everywhere, so unknown -> raw."""
+        return self.at_least(2, 12)
+
+    @property
+    def delete_subtracks_param(self) -> bool:
+        """DELETE /{id} and POST /{id}/stop take deleteSubtracks/stopSubtracks (default true) from 2.13.
+
+        Unknown versions get the parameter too: older servers ignore it, newer ones need it.
+        """
+        return not self.known or self.at_least(2, 13)
+
+    @property
+    def partial_put_safe(self) -> bool:
+        """PUT /{id} updates only the fields in the body from 2.10.1; before, a partial body wipes fields."""
+        return self.at_least(2, 10, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """One AMS Broadcast record, reduced to what monitoring and remediation need."""
+
+    stream_id: str
+    status: str = "unknown"
+    type: str = "unknown"
+    publish_type: str = "unknown"
+    name: str = ""
+    update_time_ms: int = 0
+    start_time_ms: int = 0
+    main_track_id: str = ""
+    subtrack_ids: tuple[str, ...] | None = None  # None when the version has no such field
+    virtual: bool | None = None  # None when the version has no such field
+    zombi: bool = False
+    origin: str = ""
+    speed: float | None = None
+    pending_packets: int | None = None
+    hls_viewers: int | None = None
+    dash_viewers: int | None = None
+    webrtc_viewers: int | None = None
+    rtmp_viewers: int | None = None
+    received_bytes: int | None = None
+    bitrate: int | None = None
+
+    @property
+    def viewers(self) -> dict[str, int | None]:
+        """Viewer counts by protocol."""
+        return {"hls": self.hls_viewers, "dash": self.dash_viewers,
+                "webrtc": self.webrtc_viewers, "rtmp": self.rtmp_viewers}
+
+    @property
+    def live_status(self) -> bool:
+        """The status claims the stream is live (stored on 2.8.x, computed from 2.13)."""
+        return self.status in LIVE_STATUSES
+
+    @property
+    def joined_room(self) -> str:
+        """The room this record points at through mainTrackStreamId, unless AMS ended it.
+
+        A non-zombi participant keeps mainTrackStreamId after a clean leave with status
+        finished; AMS itself no longer lists it as active, so it is not a member.
+        """
+        return self.main_track_id if self.status != "finished" else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """AMS's Result body for writes; AMS answers 200 on failure, so `success` is what counts."""
+
+    success: bool
+    message: str | None = None
+    data_id: str | None = None
+    error_id: int = 0
+    status_code: int = 200  # 404 means there was nothing to act on
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A broadcast fetched just now, with AMS's clock at that moment (None: AMS sent no Date)."""
+
+    broadcast: Broadcast | None
+    server_time: float | None
+
+
+@dataclass(frozen=True)
+class AppSnapshot:
+    """Everything one scrape learns about one app; rooms maps room id -> member stream ids."""
+
+    app: str
+    version: AmsVersion
+    server_time: float | None
+    broadcasts: tuple[Broadcast, ...]
+    rooms: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    rejected_records: int = 0
+
+    @property
+    def members(self) -> frozenset[str]:
+        """Every stream id listed in any room."""
+        return frozenset().union(*self.rooms.values()) if self.rooms else frozenset()
+
+    def rooms_of(self, stream_id: str) -> tuple[str, ...]:
+        """The rooms that list stream_id as a member."""
+        return tuple(room for room, members in self.rooms.items() if stream_id in members)
+
+
+def parse_version(data: Any) -> AmsVersion:
+    """Parse GET /{app}/rest/v2/version; an unparseable versionName yields known=False."""
+    if not isinstance(data, dict):
+        raise AmsMalformedError("version: expected a JSON object")
+    name = data.get("versionName")
+    edition = _edition(data.get("versionType"))
+    match = _VERSION_RE.match(name) if isinstance(name, str) else None
+    if match is None:
+        shown = name if isinstance(name, str) and name.strip() else "unknown"
+        return AmsVersion(name=shown[:40], edition=edition, known=False)
+    major, minor, patch = (int(g) if g else 0 for g in match.groups())
+    return AmsVersion(name=name.strip()[:40], major=major, minor=minor, patch=patch, edition=edition)
+
+
+def _edition(value: Any) -> str:
+    """Map versionType ('Enterprise Edition', 'Community Edition') to a short label value."""
+    text = value.lower() if isinstance(value, str) else ""
+    for edition in ("enterprise", "community"):
+        if edition in text:
+            return edition
+    return "unknown"
+
+
+def parse_broadcast_page(data: Any) -> tuple[list[Broadcast], int]:
+    """Parse a list page; returns (broadcasts, rejected record count). None (HTTP 204/null) is empty."""
+    if data is None:
+        return [], 0
+    if not isinstance(data, list):
+        raise AmsMalformedError("broadcast list: expected a JSON array")
+    parsed = [parse_broadcast(item) for item in data]
+    good = [b for b in parsed if b is not None]
+    return good, len(parsed) - len(good)
+
+
+_INT_KEYS = ("updateTime", "startTime", "pendingPacketSize", "hlsViewerCount", "dashViewerCount",
+             "webRTCViewerCount", "rtmpViewerCount", "receivedBytes", "bitrate")
+
+
+def parse_broadcast(data: Any) -> Broadcast | None:
+    """Parse one Broadcast object; None when it has no usable streamId (ignored, counted)."""
+    if type(data) is not dict:
+        return None
+    get = data.get
+    stream_id = _ident(get("streamId"))
+    if not stream_id:
+        return None
+    # One comprehension for the integer fields: this runs 10k times per scrape at 10k broadcasts.
+    limit = _INT_LIMIT
+    update, start, pending, hls, dash, webrtc, rtmp, received, bitrate = [
+        v if type(v) is int and -limit <= v < limit else _int(v) for v in map(get, _INT_KEYS)
+    ]
+    return Broadcast(
+        stream_id=stream_id,
+        status=_word(get("status")),
+        type=_word(get("type")),
+        publish_type=_word(get("publishType")),
+        name=_text(get("name")),
+        update_time_ms=update or 0,
+        start_time_ms=start or 0,
+        main_track_id=_ident(get("mainTrackStreamId")),
+        subtrack_ids=_id_tuple(get("subTrackStreamIds")),
+        virtual=_bool(get("virtual")),
+        zombi=get("zombi") is True,
+        origin=_text(get("originAdress")),
+        speed=_float(get("speed")),
+        pending_packets=pending,
+        hls_viewers=hls,
+        dash_viewers=dash,
+        webrtc_viewers=webrtc,
+        rtmp_viewers=rtmp,
+        received_bytes=received,
+        bitrate=bitrate,
+    )
+
+
+def parse_conference_room_page(data: Any) -> list[tuple[str, tuple[str, ...]]]:
+    """Parse a v2.8.x conference-rooms/list page into (room id, roomStreamList) pairs."""
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise AmsMalformedError("conference room list: expected a JSON array")
+    rooms = []
+    for item in data:
+        room = parse_conference_room(item)
+        if room is not None:
+            rooms.append(room)
+    return rooms
+
+
+def parse_conference_room(data: Any) -> tuple[str, tuple[str, ...]] | None:
+    """Parse one ConferenceRoom object; None when it has no usable roomId."""
+    if type(data) is not dict:
+        return None
+    room_id = _ident(data.get("roomId"))
+    if not room_id:
+        return None
+    return room_id, _id_tuple(data.get("roomStreamList")) or ()
+
+
+def parse_result(data: Any, status_code: int = 200) -> Result:
+    """Parse AMS's Result {success, message, dataId, errorId}."""
+    if not isinstance(data, dict):
+        raise AmsMalformedError("result: expected a JSON object")
+    success = data.get("success")
+    if not isinstance(success, bool):
+        raise AmsMalformedError("result: 'success' missing or not a boolean")
+    message = data.get("message")
+    data_id = data.get("dataId")
+    return Result(
+        success=success,
+        message=message if isinstance(message, str) else None,
+        data_id=data_id if isinstance(data_id, str) else None,
+        error_id=_int(data.get("errorId")) or 0,
+        status_code=status_code,
+    )
+
+
+def parse_count(data: Any) -> int:
+    """Parse SimpleStat {"number": N}."""
+    number = _int(data.get("number")) if isinstance(data, dict) else None
+    if number is None or number < 0:
+        raise AmsMalformedError("count: expected {\"number\": N}")
+    return number
+
+
+def build_rooms(
+    broadcasts: Iterable[Broadcast], conference_rooms: Iterable[tuple[str, Iterable[str]]] = ()
+) -> dict[str, frozenset[str]]:
+    """Union of every room model: subTrackStreamIds, virtual main tracks, mainTrackStreamId (unless finished), roomStreamList."""
+    rooms: dict[str, set[str]] = {}
+    for b in broadcasts:
+        if b.subtrack_ids or b.virtual:
+            rooms.setdefault(b.stream_id, set()).update(b.subtrack_ids or ())
+        if b.joined_room and b.joined_room != b.stream_id:
+            rooms.setdefault(b.joined_room, set()).add(b.stream_id)
+    for room_id, members in conference_rooms:
+        rooms.setdefault(room_id, set()).update(members)
+    for room_id, members in rooms.items():
+        members.discard(room_id)  # a room is never its own member
+    return {room: frozenset(members) for room, members in rooms.items()}
+
+
+def _ident(value: Any) -> str:
+    """A stream or room id: a non-empty string of sane length without control characters, else ''."""
+    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and value.isprintable():
+        return value
+    return ""
+
+
+def _id_tuple(value: Any) -> tuple[str, ...] | None:
+    """A list of ids; junk entries are dropped, duplicates (AMS #4045) collapsed in order."""
+    if type(value) is not list:
+        return None
+    if not value:
+        return ()
+    return tuple(dict.fromkeys(i for i in map(_ident, value) if i))
+
+
+def _word(value: Any) -> str:
+    """An enum-like AMS string (status, type, publishType); anything else becomes 'unknown'."""
+    if type(value) is str:
+        word = _WORDS.get(value)
+        if word is not None:
+            return word
+        if _WORD_RE.fullmatch(value):
+            if len(_WORDS) < 1024:  # bounded: hostile data must not grow it forever
+                _WORDS[value] = _intern(value)
+            return value
+    return "unknown"
+
+
+def _text(value: Any) -> str:
+    """A short display string (name, originAdress)."""
+    if type(value) is not str:
+        return ""
+    return value[:200] if value.isprintable() else ""
+
+
+def _int(value: Any) -> int | None:
+    """An integer JSON number (floats truncated); booleans and junk become None."""
+    kind = type(value)
+    if kind is int:
+        return value if -_INT_LIMIT <= value < _INT_LIMIT else None
+    if kind is float and value == value and abs(value) < _INT_LIMIT:
+        return int(value)
+    return None
+
+
+def _float(value: Any) -> float | None:
+    """A finite JSON number as float."""
+    kind = type(value)
+    if kind is float:  # + 0.0 turns -0.0 into 0.0, which renders the same everywhere
+        return value + 0.0 if value == value and abs(value) != float("inf") else None
+    return float(value) if kind is int else None
+
+
+def _bool(value: Any) -> bool | None:
+    """A JSON boolean, else None."""
+    return value if type(value) is bool else None

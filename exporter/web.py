@@ -1,0 +1,105 @@
+"""WSGI app of the exporter: /metrics, /probe?target=NAME, landing page /, /-/healthy."""
+
+from __future__ import annotations
+
+import html
+import logging
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from urllib.parse import parse_qs
+
+from exporter.collector import AmsCollector, select_servers
+from exporter.exposition import CONTENT_TYPE, render
+
+log = logging.getLogger(__name__)
+
+Wsgi = Callable[[dict, Callable], Iterable[bytes]]
+GZIP_LEVEL = 1  # the exposition is large and repetitive: level 1 gets most of the gain at a fraction of the CPU
+
+
+def create_app(collector: AmsCollector) -> Wsgi:
+    """Build the WSGI callable around a collector."""
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """Route by path; only GET (and HEAD)."""
+        path = environ.get("PATH_INFO", "/")
+        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+            return _text(start_response, "405 Method Not Allowed", "only GET\n")
+        if path == "/metrics":
+            return _metrics(environ, start_response, collector.collect)
+        if path == "/probe":
+            return _probe(environ, start_response, collector)
+        if path == "/-/healthy":
+            return _text(start_response, "200 OK", "OK\n")
+        if path == "/":
+            return _landing(start_response, collector)
+        return _text(start_response, "404 Not Found", "not found\n")
+
+    return app
+
+
+def _probe(environ: dict, start_response: Callable, collector: AmsCollector) -> Iterable[bytes]:
+    """Multi-target pattern: only the configured AMS named by ?target= (never a URL)."""
+    targets = parse_qs(environ.get("QUERY_STRING", "")).get("target", [])
+    if len(targets) != 1:
+        return _text(start_response, "400 Bad Request", "exactly one target=NAME is required\n")
+    servers = select_servers(collector.servers, targets[0])
+    if not servers:
+        return _text(start_response, "404 Not Found", "unknown target: not a configured ams name\n")
+    return _metrics(environ, start_response, lambda: collector.collect_servers(servers))
+
+
+def _metrics(environ: dict, start_response: Callable, families: Callable[[], Iterator]) -> Iterable[bytes]:
+    """Stream the exposition; the first chunk is made before answering so a failure is a clean 500."""
+    chunks = render(families())
+    try:
+        first = next(chunks, b"")
+    except Exception:  # noqa: BLE001 - the collector guards AMS errors; this is a bug, report it as such
+        log.exception("building /metrics failed")
+        return _text(start_response, "500 Internal Server Error", "internal error, see the exporter log\n")
+    headers = [("Content-Type", CONTENT_TYPE)]
+    body = _prepend(first, chunks)
+    if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+        headers.append(("Content-Encoding", "gzip"))
+        body = _gzip(body)
+    start_response("200 OK", headers)
+    return body
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """Yield first, then the rest."""
+    yield first
+    yield from rest
+
+
+def _gzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Gzip a chunk stream on the fly."""
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    for chunk in chunks:
+        data = compressor.compress(chunk)
+        if data:
+            yield data
+    yield compressor.flush()
+
+
+def _landing(start_response: Callable, collector: AmsCollector) -> Iterable[bytes]:
+    """A small HTML page linking the endpoints and the configured targets."""
+    items = "".join(
+        f'<li><a href="/probe?target={html.escape(s.name)}">{html.escape(s.name)}</a>: '
+        f"{html.escape(', '.join(s.apps))}</li>"
+        for s in collector.servers
+    )
+    page = (
+        "<!DOCTYPE html><html><head><title>Ant Media Server exporter</title></head><body>"
+        "<h1>Ant Media Server exporter</h1>"
+        '<p><a href="/metrics">Metrics</a> (every configured AMS) &middot; <a href="/-/healthy">Health</a></p>'
+        f"<h2>Probe targets</h2><ul>{items}</ul></body></html>"
+    )
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+    return [page.encode()]
+
+
+def _text(start_response: Callable, status: str, text: str) -> list[bytes]:
+    """A plain-text response."""
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+    return [text.encode()]

@@ -1,0 +1,131 @@
+"""Exporter and AMS client against the simulated AMS (both versions, auth, faults, clock offset)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter.ams_client import AmsAuthError, AmsClient
+from exporter.collector import AmsCollector
+from fakeams import make_server
+
+simulator = pytest.importorskip("simulator")
+
+APP = "WebRTCAppEE"
+SECRET = "a-simulated-ams-jwt-secret-32-bytes!"
+VERSIONS = ["2.8.2", "3.0.0"]
+
+
+@pytest.fixture
+def world(request):
+    """A started simulator on a manual clock: room1 with alice (live) and bob (dropped)."""
+    options = getattr(request, "param", {})
+    clock = simulator.ManualClock()
+    sim = simulator.Simulator(ams_version=options.get("version", "2.8.2"), clock=clock, heartbeat_seconds=1.0,
+                              jwt_secret=options.get("jwt_secret"))
+    sim.start("127.0.0.1", 0)
+    sim.create_room(APP, "room1")
+    assert sim.join(APP, "room1", "alice", name="Alice") and sim.join(APP, "room1", "bob", name="Bob")
+    sim.drop(APP, "bob")
+    yield sim, clock
+    sim.stop()
+
+
+def scrape(sim, **overrides):
+    """One scrape of the simulator; returns a registry holding its families."""
+    values = {"url": sim.url, "heartbeat_seconds": 1.0, "timeout_seconds": 2.0}
+    values.update(overrides)
+    server = make_server(**values)
+    collector = AmsCollector([server], {"main": AmsClient(server)})
+    families = list(collector.collect())
+    collector.close()
+    registry = CollectorRegistry()
+    registry.register(type("Fixed", (), {"collect": lambda _self: families})())
+    return registry
+
+
+def sample(registry, name, **labels):
+    return registry.get_sample_value(name, {"ams": "main", "app": APP, **labels})
+
+
+@pytest.mark.parametrize("world", [{"version": v} for v in VERSIONS], indirect=True, ids=VERSIONS)
+def test_dropped_participant_becomes_a_ghost_on_ams_clock(world):
+    sim, clock = world
+    assert sample(scrape(sim), "antmedia_ghost_streams") == 0
+    clock.advance(10)
+    registry = scrape(sim)
+    assert sample(registry, "antmedia_up") == 1 and sample(registry, "antmedia_ghost_streams") == 1
+    age = sample(registry, "antmedia_server_time_seconds") - sample(
+        registry, "antmedia_broadcast_last_update_timestamp_seconds", stream_id="bob")
+    assert age > sample(registry, "antmedia_stale_threshold_seconds") == 3.0
+    assert sample(registry, "antmedia_room_member", room="room1", stream_id="bob") == 1
+    assert sample(registry, "antmedia_broadcast_main_track", stream_id="room1") == 1
+    assert sample(registry, "antmedia_broadcast_main_track", stream_id="bob") == 0
+
+
+@pytest.mark.parametrize("world", [{"version": v} for v in VERSIONS], indirect=True, ids=VERSIONS)
+def test_revalidate_and_evict_frees_the_stream_id(world):
+    sim, clock = world
+    clock.advance(10)
+    with AmsClient(make_server(url=sim.url, heartbeat_seconds=1.0)) as client:
+        check = client.revalidate(APP, "bob")
+        assert check.verdict.is_ghost and check.rooms == ("room1",)
+        client.stop_broadcast(APP, "bob")
+        assert client.remove_subtrack(APP, "room1", "bob").success
+        client.remove_room_member(APP, "room1", "bob")
+        assert client.delete_broadcast(APP, "bob").success
+        assert client.get_room_members(APP, "room1") == {"alice"}
+        assert client.revalidate(APP, "room1").verdict.reason == "main_track"
+    deletes = [w for w in sim.writes if w.method == "DELETE" and w.path.endswith("/bob")]
+    assert deletes and all(("deleteSubtracks" in str(w.query)) == (sim.version.major >= 3) for w in deletes)
+    assert sim.reconnect(APP, "bob")
+
+
+@pytest.mark.parametrize("world", [{"version": v, "jwt_secret": SECRET} for v in VERSIONS], indirect=True,
+                         ids=VERSIONS)
+def test_jwt_filter_is_passed_with_minted_tokens_and_refused_without(world):
+    sim, _ = world
+    assert sample(scrape(sim, jwt_secret=SECRET), "antmedia_up") == 1
+    denied = scrape(sim)
+    assert sample(denied, "antmedia_up") == 0
+    assert sample(denied, "antmedia_scrape_errors_total", reason="auth") == 1
+    with pytest.raises(AmsAuthError), AmsClient(make_server(url=sim.url, jwt_secret="x" * 32)) as client:
+        client.snapshot(APP)
+
+
+@pytest.mark.parametrize("offset", [3600.0, -3600.0])
+def test_skewed_ams_clock_convicts_nobody_and_tokens_still_pass(offset):
+    with simulator.Simulator(ams_version="3.0.0", heartbeat_seconds=1.0, jwt_secret=SECRET,
+                             clock_offset_seconds=offset) as sim:
+        sim.create_room(APP, "room1")
+        sim.join(APP, "room1", "alice")
+        sim.join(APP, "room1", "bob")
+        sim.drop(APP, "bob")  # just now: fresh on AMS's clock, an hour off on ours
+        registry = scrape(sim, jwt_secret=SECRET)
+    assert sample(registry, "antmedia_up") == 1
+    assert abs(sample(registry, "antmedia_server_time_seconds") - (time.time() + offset)) < 5
+    assert sample(registry, "antmedia_ghost_streams") == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"), [("status", "unavailable"), ("malformed", "malformed"), ("timeout", "unavailable")]
+)
+def test_faults_take_one_app_down_cleanly(world, kind, reason):
+    sim, _ = world
+    sim.faults.inject(kind=kind, path_regex=r"/broadcasts/list/", seconds=5.0 if kind == "timeout" else None)
+    started = time.monotonic()
+    registry = scrape(sim, timeout_seconds=0.5)
+    assert time.monotonic() - started < 0.5 + 1.0
+    assert sample(registry, "antmedia_up") == 0
+    assert sample(registry, "antmedia_scrape_errors_total", reason=reason) == 1
+
+
+def test_latency_beyond_the_timeout_is_bounded(world):
+    sim, _ = world
+    sim.faults.inject(kind="latency", path_regex=r"/broadcasts/", seconds=0.4)
+    started = time.monotonic()
+    registry = scrape(sim, timeout_seconds=0.6, max_concurrency=1)
+    assert time.monotonic() - started < 0.6 + 1.0
+    assert sample(registry, "antmedia_up") == 0
