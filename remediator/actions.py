@@ -1,0 +1,218 @@
+"""Decide and act: firing alert -> guards -> revalidate on AMS -> evict -> Outcome."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Mapping
+
+from remediator.alerts import Alert, Notification
+from remediator.audit import AuditLog
+from remediator.config import RemediatorConfig
+from remediator.guards import EvictionCaps, FlaggedStreams, HandledAlerts, denied_by
+from remediator.metrics import RemediatorMetrics
+from remediator.outcomes import Decided, Outcome
+from remediator.revalidation import Revalidator, Target
+from remediator.silences import AlertmanagerCheck, AlertmanagerUnavailableError
+
+__all__ = ["Outcome", "Remediator", "Decided", "REMEDIATION"]
+
+log = logging.getLogger("remediator")
+REMEDIATION = "delete_stream"
+# AMS stream ids and app names; anything else (a URL, a path) is refused before any request.
+_NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.\-]{1,200}$")
+
+
+def _label(alert: Alert, key: str) -> str:
+    """A label value, '' when absent."""
+    return alert.labels.get(key, "")
+
+
+class Remediator:
+    """Applies the pipeline to every alert of a notification."""
+
+    def __init__(self, config: RemediatorConfig, revalidators: Mapping[str, Revalidator],
+                 metrics: RemediatorMetrics, audit: AuditLog,
+                 alertmanager: AlertmanagerCheck | None = None,
+                 clock: Callable[[], float] = time.time, concurrency: int = 4) -> None:
+        self.config = config
+        self.revalidators = dict(revalidators)
+        self.metrics = metrics
+        self.audit = audit
+        self.alertmanager = alertmanager
+        self.clock = clock
+        self.caps = EvictionCaps(config.caps)
+        self.flagged = FlaggedStreams(config.blast_radius)
+        self.handled = HandledAlerts(config.dedup_max_entries)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="remediate")
+
+    def handle(self, notification: Notification) -> list[Outcome]:
+        """Decide on every alert (never per group); outcomes keep the payload order."""
+        if notification.truncated_alerts:
+            self.metrics.truncated_alerts.inc(notification.truncated_alerts)
+            log.warning("notification %s left out %d alerts; they come again while they fire",
+                        notification.group_key, notification.truncated_alerts)
+        now = self.clock()
+        for alert in notification.alerts:
+            self._flag(alert, now)
+        # Services found unreachable in this notification: later alerts defer at once instead of
+        # each waiting for its own timeout (the whole answer would outlast Alertmanager's patience).
+        down: set[str] = set()
+        return list(self._pool.map(lambda alert: self.decide(alert, down), notification.alerts))
+
+    def _flag(self, alert: Alert, now: float) -> None:
+        """Count a firing remediation alert towards its app's blast radius."""
+        if alert.firing and _label(alert, "remediation") == REMEDIATION:
+            ams, app, stream = (_label(alert, k) for k in ("ams", "app", "stream_id"))
+            if ams in self.revalidators and _NAME.match(app) and _NAME.match(stream):
+                self.flagged.flag((ams, app), stream, now)
+
+    def decide(self, alert: Alert, down: set[str] | None = None) -> Outcome:
+        """Run the pipeline for one alert, then count and audit the decision."""
+        outcome = Outcome(
+            fingerprint=alert.fingerprint, ams=_label(alert, "ams"), app=_label(alert, "app"),
+            stream_id=_label(alert, "stream_id"), room=alert.labels.get("room") or None,
+            outcome="", reason="", dry_run=self.config.dry_run)
+        try:
+            self._admit(alert, outcome)
+            self._settle_once(alert, outcome, set() if down is None else down)
+        except Decided as decision:
+            outcome.outcome, outcome.reason, outcome.detail = decision.outcome, decision.reason, decision.detail
+        except Exception as exc:  # a bug must not turn into a retry storm or a lost answer
+            log.exception("unexpected error on alert %s", alert.fingerprint)
+            outcome.outcome, outcome.reason, outcome.detail = "failed", "internal_error", type(exc).__name__
+        self._record(outcome)
+        return outcome
+
+    def _admit(self, alert: Alert, outcome: Outcome) -> None:
+        """Checks that need no AMS: status, labels, configured AMS and app, lists, kill switch."""
+        if not alert.firing:
+            raise Decided("skipped", "resolved")
+        if _label(alert, "remediation") != REMEDIATION:
+            raise Decided("skipped", "not_remediable")
+        if self._kill_switch_on():
+            raise Decided("skipped", "kill_switch", self.config.kill_switch_file or "")
+        for key in ("ams", "app", "stream_id") + (("room",) if outcome.room else ()):
+            if not _NAME.match(_label(alert, key)):
+                raise Decided("skipped", "invalid_labels", f"label {key}")
+        revalidator = self.revalidators.get(outcome.ams)
+        if revalidator is None:
+            raise Decided("skipped", "unknown_ams")
+        if outcome.app not in revalidator.apps:
+            raise Decided("skipped", "unknown_app")
+        outcome.mapped = True
+        # The room label is only a hint: rooms are judged here when named, and again as AMS reports them.
+        rooms = (outcome.room,) if outcome.room else None
+        refused = denied_by(self.config.allow, self.config.deny, outcome.app, rooms, outcome.stream_id)
+        if refused:
+            raise Decided("skipped", "denied", refused)
+
+    def _kill_switch_on(self) -> bool:
+        """The operator's stop-everything file."""
+        path = self.config.kill_switch_file
+        return bool(path) and os.path.exists(path)
+
+    def _settle_once(self, alert: Alert, outcome: Outcome, down: set[str]) -> None:
+        """Idempotency: one settled decision per (ams, app, stream, startsAt)."""
+        key = (outcome.ams, outcome.app, outcome.stream_id, alert.starts_at.timestamp())
+        if self.handled.outcome(key) is None:
+            # Locked per stream, not per alert: two alerts for one stream (say from Prometheus
+            # replicas with distinct labels) must not evict it twice at once.
+            with self.handled.hold(key[:3]):
+                if self.handled.outcome(key) is None:
+                    self._act_unless_down(alert, outcome, key, down)
+                    return
+        self.metrics.duplicates.inc()
+        raise Decided("skipped", "duplicate", f"already {self.handled.outcome(key)}")
+
+    def _act_unless_down(self, alert: Alert, outcome: Outcome, key: tuple, down: set[str]) -> None:
+        """Defer at once when this notification already found the needed service unreachable."""
+        service = {"ams_unavailable": f"ams:{outcome.ams}", "alertmanager_unavailable": "alertmanager"}
+        for reason, name in service.items():
+            if name in down:
+                raise Decided("deferred", reason, "unreachable earlier in this notification")
+        try:
+            self._act(alert, outcome, key)
+        except Decided as decision:
+            if decision.reason in service:
+                down.add(service[decision.reason])
+            raise
+
+    def _act(self, alert: Alert, outcome: Outcome, key: tuple) -> None:
+        """Silence re-check, revalidation, guards, then the eviction (or its dry run)."""
+        self._check_alertmanager(alert)
+        revalidator = self.revalidators[outcome.ams]
+        calls = revalidator.calls(outcome.calls)
+        try:
+            target = revalidator.revalidate(outcome.app, outcome.stream_id, outcome.room, calls)
+        except Decided as decision:
+            if decision.reason == "not_found":
+                self.handled.settle(key, "not_found")
+            raise
+        outcome.room = target.room or outcome.room
+        self._guard(target, outcome, revalidator, calls)
+        self._evict(alert, target, outcome, key, revalidator, calls)
+
+    def _check_alertmanager(self, alert: Alert) -> None:
+        """Skip what an operator silenced (or an inhibition hides) since the notification left."""
+        if self.alertmanager is None:
+            return
+        try:
+            verdict = self.alertmanager.suppression(alert)
+        except AlertmanagerUnavailableError as exc:
+            raise Decided("deferred", "alertmanager_unavailable", str(exc)[:200]) from None
+        if verdict is not None:
+            raise Decided("skipped", verdict)
+
+    def _guard(self, target: Target, outcome: Outcome, revalidator: Revalidator, calls) -> None:
+        """Room lists on the room AMS reports, then the blast radius; caps come last."""
+        refused = denied_by(self.config.allow, self.config.deny, outcome.app, target.rooms, outcome.stream_id)
+        if refused:
+            raise Decided("skipped", "denied", refused)
+        blast = self.config.blast_radius
+        if not blast.enabled:
+            return
+        flagged = self.flagged.count((outcome.ams, outcome.app), self.clock())
+        if flagged < blast.min_count:
+            return
+        live = revalidator.live_count(outcome.app, calls, blast.live_count_ttl_seconds)
+        if flagged > blast.max_share * max(live, 1):
+            raise Decided("skipped", "blast_radius", f"{flagged} of {live} live streams flagged")
+
+    def _evict(self, alert: Alert, target: Target, outcome: Outcome, key: tuple,
+               revalidator: Revalidator, calls) -> None:
+        """Reserve a cap slot, then evict or only say so in dry-run."""
+        app_key, now = (outcome.ams, outcome.app), self.clock()
+        full = self.caps.reserve(app_key, now)
+        if full:
+            raise Decided("skipped", "rate_limited", full)
+        if self.config.dry_run:
+            self.handled.settle(key, "dry_run")
+            raise Decided("dry_run", "ok", target.plan(self.config.non_zombi_action))
+        try:
+            # Checked again just before writing: a long notification must stop as soon as the file appears.
+            if self._kill_switch_on():
+                raise Decided("skipped", "kill_switch", self.config.kill_switch_file or "")
+            revalidator.evict(target, self.config.non_zombi_action, calls)
+        except Decided as decision:
+            self.caps.release(app_key, now)
+            if decision.reason == "not_found":
+                self.handled.settle(key, "not_found")
+            raise
+        self.handled.settle(key, "evicted")
+        done = self.clock()
+        self.metrics.eviction_latency.observe(max(0.0, done - alert.starts_at.timestamp()))
+        self.metrics.last_eviction.labels(ams=outcome.ams, app=outcome.app).set(done)
+        raise Decided("evicted", "ok", target.plan(self.config.non_zombi_action))
+
+    def _record(self, outcome: Outcome) -> None:
+        """Decision counter and audit line."""
+        ams, app = (outcome.ams, outcome.app) if outcome.mapped else ("", "")
+        self.metrics.decisions.labels(ams=ams, app=app, outcome=outcome.outcome, reason=outcome.reason).inc()
+        self.audit.write(outcome.as_dict())
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,150 @@
+"""Alertmanager webhook payload (version 4) -> Alert dataclasses."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Any, Mapping
+
+__all__ = ["Alert", "Notification", "PayloadError", "parse_notification", "parse_time"]
+
+STATUSES = ("firing", "resolved")
+# Go's RFC 3339 output carries up to 9 fractional digits; Python parses at most 6.
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$"
+)
+
+
+class PayloadError(ValueError):
+    """The request body is not a usable Alertmanager webhook payload."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert of a notification; labels and annotations are read-only."""
+
+    status: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    fingerprint: str
+    generator_url: str = ""
+
+    @property
+    def firing(self) -> bool:
+        """True while the alert fires."""
+        return self.status == "firing"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One webhook delivery: a group of alerts."""
+
+    version: str
+    status: str
+    receiver: str
+    group_key: str
+    truncated_alerts: int
+    alerts: tuple[Alert, ...] = field(default_factory=tuple)
+
+
+def parse_time(value: Any, where: str) -> datetime | None:
+    """RFC 3339 string -> aware datetime; Go's zero time -> None."""
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}: expected an RFC 3339 string")
+    match = _RFC3339.match(value)
+    if match is None:
+        raise PayloadError(f"{where}: not an RFC 3339 time: {value[:40]!r}")
+    base, frac, zone = match.groups()
+    text = base + ("." + (frac + "000000")[:6] if frac else "")
+    text += "+00:00" if zone == "Z" else zone
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise PayloadError(f"{where}: {exc}") from None
+    # Alertmanager writes 0001-01-01T00:00:00Z for "no end".
+    if parsed.year <= 1:
+        return None
+    return parsed.astimezone(timezone.utc)
+
+
+def _string_map(value: Any, where: str) -> Mapping[str, str]:
+    """A JSON object of string values -> read-only mapping."""
+    if value is None:
+        return MappingProxyType({})
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where}: expected an object")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise PayloadError(f"{where}.{key}: expected a string")
+    return MappingProxyType(dict(value))
+
+
+def _optional_str(obj: dict, key: str, where: str) -> str:
+    """A string field that may be absent."""
+    value = obj.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}.{key}: expected a string")
+    return value
+
+
+def parse_alert(obj: Any, where: str) -> Alert:
+    """One element of `alerts`."""
+    if not isinstance(obj, dict):
+        raise PayloadError(f"{where}: expected an object")
+    status = obj.get("status")
+    if status not in STATUSES:
+        raise PayloadError(f"{where}.status: expected firing or resolved")
+    starts_at = parse_time(obj.get("startsAt"), f"{where}.startsAt")
+    if starts_at is None:
+        raise PayloadError(f"{where}.startsAt: zero time")
+    ends_raw = obj.get("endsAt")
+    ends_at = None if ends_raw in (None, "") else parse_time(ends_raw, f"{where}.endsAt")
+    return Alert(
+        status=status,
+        labels=_string_map(obj.get("labels"), f"{where}.labels"),
+        annotations=_string_map(obj.get("annotations"), f"{where}.annotations"),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        fingerprint=_optional_str(obj, "fingerprint", where),
+        generator_url=_optional_str(obj, "generatorURL", where),
+    )
+
+
+def _truncated(obj: dict) -> int:
+    """The `truncatedAlerts` count (absent before Alertmanager 0.22)."""
+    value = obj.get("truncatedAlerts", 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PayloadError("truncatedAlerts: expected a non-negative integer")
+    return value
+
+
+def parse_notification(body: bytes | str) -> Notification:
+    """Raw request body -> Notification; unknown fields are ignored."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise PayloadError(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise PayloadError("expected a JSON object")
+    version = obj.get("version", "4")
+    if version != "4":
+        raise PayloadError(f"version: expected \"4\", got {str(version)[:20]!r}")
+    alerts = obj.get("alerts")
+    if not isinstance(alerts, list):
+        raise PayloadError("alerts: expected a list")
+    return Notification(
+        version=version,
+        status=_optional_str(obj, "status", "notification"),
+        receiver=_optional_str(obj, "receiver", "notification"),
+        group_key=_optional_str(obj, "groupKey", "notification"),
+        truncated_alerts=_truncated(obj),
+        alerts=tuple(parse_alert(a, f"alerts[{i}]") for i, a in enumerate(alerts)),
+    )

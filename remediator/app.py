@@ -1,0 +1,97 @@
+"""Flask app: POST /alerts, GET /metrics, GET /-/healthy."""
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from remediator.actions import Outcome, Remediator
+from remediator.alerts import PayloadError, parse_notification
+from remediator.metrics import RemediatorMetrics
+
+__all__ = ["Deps", "create_app"]
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What the web layer needs; built by remediator.wiring or by tests."""
+
+    remediator: Remediator
+    metrics: RemediatorMetrics
+    token: str | None
+    max_body_bytes: int
+
+
+def _authorized(header: str | None, token: str | None) -> bool:
+    """Bearer token check in constant time; no token configured means auth is off."""
+    if token is None:
+        return True
+    scheme, _, given = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return False
+    return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
+
+
+def _status_for(outcomes: list[Outcome]) -> int:
+    """503 when any alert waits for AMS or Alertmanager, so Alertmanager sends it again."""
+    return 503 if any(o.outcome == "deferred" for o in outcomes) else 200
+
+
+def _answer(deps: Deps, body: dict[str, Any], code: int) -> tuple[Response, int]:
+    """JSON answer, counted by status code."""
+    deps.metrics.webhook_requests.labels(code=str(code)).inc()
+    return jsonify(body), code
+
+
+def _read_body(deps: Deps) -> bytes | None:
+    """The request body, or None when it is larger than allowed."""
+    length = request.content_length
+    if length is not None and length > deps.max_body_bytes:
+        return None
+    # Read one byte past the limit so a body without Content-Length cannot slip by.
+    data = request.stream.read(deps.max_body_bytes + 1)
+    return None if len(data) > deps.max_body_bytes else data
+
+
+def _receive(deps: Deps) -> tuple[Response, int]:
+    """POST /alerts."""
+    if not _authorized(request.headers.get("Authorization"), deps.token):
+        response, code = _answer(deps, {"error": "missing or wrong bearer token"}, 401)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="antmedia-remediator"'
+        return response, code
+    body = _read_body(deps)
+    if body is None:
+        return _answer(deps, {"error": f"body larger than {deps.max_body_bytes} bytes"}, 413)
+    try:
+        notification = parse_notification(body)
+    except PayloadError as exc:
+        return _answer(deps, {"error": str(exc)[:500]}, 400)
+    outcomes = deps.remediator.handle(notification)
+    code = _status_for(outcomes)
+    answer = {"dry_run": deps.remediator.config.dry_run, "outcomes": [o.as_dict() for o in outcomes]}
+    return _answer(deps, answer, code)
+
+
+def create_app(deps: Deps) -> Flask:
+    """The WSGI app; no globals, everything comes from deps."""
+    app = Flask("remediator")
+
+    @app.post("/alerts")
+    def alerts() -> tuple[Response, int]:
+        """Alertmanager webhook."""
+        return _receive(deps)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """The remediator's own registry."""
+        return Response(generate_latest(deps.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/-/healthy")
+    def healthy() -> Response:
+        """Liveness."""
+        return Response("OK\n", mimetype="text/plain")
+
+    return app

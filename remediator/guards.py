@@ -1,0 +1,141 @@
+"""Safety guards: allow/deny lists, eviction caps, blast radius, duplicate deliveries."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from contextlib import contextmanager
+from typing import Hashable, Iterator
+
+from remediator.config import BlastRadius, Caps, Filters
+
+__all__ = ["denied_by", "EvictionCaps", "FlaggedStreams", "HandledAlerts"]
+
+
+def denied_by(allow: Filters, deny: Filters, app: str, rooms: tuple[str, ...] | None, stream: str) -> str | None:
+    """Which list refuses the stream, or None; rooms=None means not known yet (rooms not judged)."""
+    for kind, value in (("apps", app), ("streams", stream)):
+        if value in getattr(deny, kind):
+            return f"deny.{kind}"
+        if getattr(allow, kind) and value not in getattr(allow, kind):
+            return f"allow.{kind}"
+    if rooms is None:
+        return None
+    if any(room in deny.rooms for room in rooms):
+        return "deny.rooms"
+    # An allowlist admits only what it names: every room of the stream, and a stream in no room is not named.
+    if allow.rooms and (not rooms or any(room not in allow.rooms for room in rooms)):
+        return "allow.rooms"
+    return None
+
+
+class _Window:
+    """Timestamps within a sliding window."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.times: deque[float] = deque()
+
+    def count(self, now: float) -> int:
+        """Events still inside the window."""
+        while self.times and self.times[0] <= now - self.seconds:
+            self.times.popleft()
+        return len(self.times)
+
+
+class EvictionCaps:
+    """Caps on evictions per window, global and per (ams, app); reserve before, release on failure."""
+
+    def __init__(self, caps: Caps) -> None:
+        self.caps = caps
+        self._lock = threading.Lock()
+        self._global = _Window(caps.window_seconds)
+        self._per_app: dict[Hashable, _Window] = {}
+
+    def reserve(self, app_key: Hashable, now: float) -> str | None:
+        """Take one slot, or say which cap is full."""
+        with self._lock:
+            per_app = self._per_app.setdefault(app_key, _Window(self.caps.window_seconds))
+            if self.caps.max_evictions is not None and self._global.count(now) >= self.caps.max_evictions:
+                return "caps.max_evictions"
+            limit = self.caps.max_evictions_per_app
+            if limit is not None and per_app.count(now) >= limit:
+                return "caps.max_evictions_per_app"
+            self._global.times.append(now)
+            per_app.times.append(now)
+            return None
+
+    def release(self, app_key: Hashable, now: float) -> None:
+        """Give back a slot whose eviction did not happen."""
+        with self._lock:
+            for window in (self._global, self._per_app.get(app_key)):
+                if window is not None and now in window.times:
+                    window.times.remove(now)
+
+
+class FlaggedStreams:
+    """Distinct streams flagged per (ams, app) within the blast-radius window."""
+
+    def __init__(self, blast: BlastRadius) -> None:
+        self.blast = blast
+        self._lock = threading.Lock()
+        self._seen: dict[Hashable, OrderedDict[str, float]] = {}
+
+    def flag(self, app_key: Hashable, stream: str, now: float) -> None:
+        """Record that an alert named this stream now."""
+        with self._lock:
+            streams = self._seen.setdefault(app_key, OrderedDict())
+            streams.pop(stream, None)
+            streams[stream] = now
+            self._expire(streams, now)
+
+    def count(self, app_key: Hashable, now: float) -> int:
+        """Distinct streams flagged in the window."""
+        with self._lock:
+            streams = self._seen.get(app_key)
+            if not streams:
+                return 0
+            self._expire(streams, now)
+            return len(streams)
+
+    def _expire(self, streams: OrderedDict[str, float], now: float) -> None:
+        """Drop streams last flagged before the window."""
+        while streams and next(iter(streams.values())) <= now - self.blast.window_seconds:
+            streams.popitem(last=False)
+
+
+class HandledAlerts:
+    """Bounded set of alerts already settled, plus one lock per alert so concurrent duplicates wait."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._done: OrderedDict[Hashable, str] = OrderedDict()
+        self._held: dict[Hashable, list] = {}
+
+    def outcome(self, key: Hashable) -> str | None:
+        """The settled outcome for this alert, if any."""
+        with self._lock:
+            return self._done.get(key)
+
+    def settle(self, key: Hashable, outcome: str) -> None:
+        """Remember the alert; the oldest entry goes when full."""
+        with self._lock:
+            self._done[key] = outcome
+            self._done.move_to_end(key)
+            while len(self._done) > self.max_entries:
+                self._done.popitem(last=False)
+
+    @contextmanager
+    def hold(self, key: Hashable) -> Iterator[None]:
+        """Serialise work on one alert (an HA pair delivers the same alert at once)."""
+        with self._lock:
+            entry = self._held.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._held[key]

@@ -1,0 +1,80 @@
+"""The remediator's own metrics, in a private registry, pre-initialised."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["RemediatorMetrics", "DECISIONS", "AMS_ACTIONS", "AMS_RESULTS", "WEBHOOK_CODES"]
+
+# (outcome, reason) pairs a configured (ams, app) can produce; created at start so that
+# increase() sees the first event.
+DECISIONS = (
+    ("evicted", "ok"),
+    ("dry_run", "ok"),
+    ("skipped", "not_ghost"), ("skipped", "main_track"), ("skipped", "denied"),
+    ("skipped", "silenced"), ("skipped", "inhibited"), ("skipped", "not_active"),
+    ("skipped", "rate_limited"), ("skipped", "blast_radius"), ("skipped", "duplicate"),
+    ("skipped", "not_found"), ("skipped", "kill_switch"),
+    ("failed", "write_failed"), ("failed", "ams_error"), ("failed", "ams_auth"), ("failed", "internal_error"),
+    ("deferred", "ams_unavailable"), ("deferred", "alertmanager_unavailable"),
+)
+# Decisions made before an alert maps to a configured (ams, app): labels are left empty
+# so that arbitrary label values from a payload cannot create series.
+UNMAPPED_DECISIONS = (
+    ("skipped", "resolved"), ("skipped", "not_remediable"), ("skipped", "invalid_labels"),
+    ("skipped", "unknown_ams"), ("skipped", "unknown_app"), ("skipped", "kill_switch"),
+    ("failed", "internal_error"),
+)
+AMS_ACTIONS = ("get", "stop", "remove_subtrack", "remove_room_member", "delete", "finish")
+AMS_RESULTS = ("success", "failure", "not_found", "unavailable")
+WEBHOOK_CODES = ("200", "400", "401", "413", "503")
+LATENCY_BUCKETS = (5, 10, 15, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 3600)
+
+
+class RemediatorMetrics:
+    """Counters, gauges and the latency histogram of one remediator."""
+
+    def __init__(self, apps: Iterable[tuple[str, str]], dry_run: bool,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self._build()
+        self.dry_run.set(1 if dry_run else 0)
+        self._preinit(list(apps))
+
+    def _build(self) -> None:
+        """Create the families."""
+        reg = self.registry
+        self.webhook_requests = Counter(
+            "antmedia_remediator_webhook_requests", "Webhook requests by HTTP status code.", ["code"], registry=reg)
+        self.decisions = Counter(
+            "antmedia_remediator_decisions", "Decisions per alert by outcome and reason.",
+            ["ams", "app", "outcome", "reason"], registry=reg)
+        self.ams_requests = Counter(
+            "antmedia_remediator_ams_requests", "AMS REST calls by action and result.",
+            ["ams", "action", "result"], registry=reg)
+        self.duplicates = Counter(
+            "antmedia_remediator_duplicates", "Duplicate alert deliveries absorbed.", registry=reg)
+        self.truncated_alerts = Counter(
+            "antmedia_remediator_truncated_alerts", "Alerts Alertmanager left out of notifications.", registry=reg)
+        self.eviction_latency = Histogram(
+            "antmedia_remediator_eviction_latency_seconds", "Alert start to eviction done.",
+            buckets=LATENCY_BUCKETS, registry=reg)
+        self.dry_run = Gauge("antmedia_remediator_dry_run", "1 in dry-run, 0 when enforcing.", registry=reg)
+        self.last_eviction = Gauge(
+            "antmedia_remediator_last_eviction_timestamp_seconds", "Time of the last eviction.",
+            ["ams", "app"], registry=reg)
+
+    def _preinit(self, apps: list[tuple[str, str]]) -> None:
+        """Create every labelled child at zero."""
+        for code in WEBHOOK_CODES:
+            self.webhook_requests.labels(code=code)
+        for outcome, reason in UNMAPPED_DECISIONS:
+            self.decisions.labels(ams="", app="", outcome=outcome, reason=reason)
+        for ams, app in apps:
+            for outcome, reason in DECISIONS:
+                self.decisions.labels(ams=ams, app=app, outcome=outcome, reason=reason)
+        for ams in sorted({ams for ams, _ in apps}):
+            for action in AMS_ACTIONS:
+                for result in AMS_RESULTS:
+                    self.ams_requests.labels(ams=ams, action=action, result=result)

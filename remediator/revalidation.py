@@ -1,0 +1,169 @@
+"""Per-AMS revalidation and eviction, through the exporter's AMS client."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from exporter import ghost
+from exporter.errors import AmsAuthError, AmsError, AmsUnavailableError
+from exporter.config import AmsServer
+from exporter.ams_client import Revalidation
+from exporter.model import Fetched, Result
+from remediator.metrics import RemediatorMetrics
+from remediator.outcomes import Decided
+
+__all__ = ["Calls", "Revalidator", "Target"]
+
+
+def _result_kind(value: Any) -> str:
+    """success / failure / not_found for what a client call returned."""
+    if isinstance(value, Result):
+        if value.success:
+            return "success"
+        return "not_found" if value.status_code == 404 else "failure"
+    if isinstance(value, (Fetched, Revalidation)):
+        return "success" if value.broadcast is not None else "not_found"
+    return "success"
+
+
+class Calls:
+    """Runs client calls for one alert: records them for the audit line and the metrics."""
+
+    def __init__(self, ams: str, log: list[dict[str, Any]], metrics: RemediatorMetrics) -> None:
+        self.ams, self.log, self.metrics = ams, log, metrics
+
+    def run(self, action: str, what: str, fn: Callable, *args: Any) -> Any:
+        """Call fn(*args); AMS errors become the alert's decision."""
+        entry: dict[str, Any] = {"action": action, "target": what}
+        self.log.append(entry)
+        try:
+            value = fn(*args)
+        except AmsUnavailableError as exc:
+            self._count(entry, action, "unavailable", str(exc))
+            raise Decided("deferred", "ams_unavailable", f"{action} {what}: {exc}"[:300]) from None
+        except AmsAuthError as exc:
+            self._count(entry, action, "failure", str(exc))
+            raise Decided("failed", "ams_auth", f"{action} {what}: {exc}"[:300]) from None
+        except AmsError as exc:
+            self._count(entry, action, "failure", str(exc))
+            raise Decided("failed", "ams_error", f"{action} {what}: {exc}"[:300]) from None
+        self._count(entry, action, _result_kind(value), getattr(value, "message", None))
+        return value
+
+    def _count(self, entry: dict[str, Any], action: str, result: str, message: str | None) -> None:
+        """Fill the audit entry and count the call."""
+        entry["result"] = result
+        if message:
+            entry["message"] = message[:200]
+        self.metrics.ams_requests.labels(ams=self.ams, action=action, result=result).inc()
+
+
+@dataclass(frozen=True)
+class Target:
+    """A ghost confirmed on AMS just now, with what eviction needs to know."""
+
+    app: str
+    stream_id: str
+    room: str | None
+    rooms: tuple[str, ...]
+    zombi: bool
+    conference_rooms: bool
+    reason: str
+
+    def plan(self, non_zombi_action: str) -> str:
+        """The eviction steps, for the audit line and the answer."""
+        steps = ["stop"]
+        for room in self.rooms:
+            steps.append(f"remove_subtrack({room})")
+            if self.conference_rooms:
+                steps.append(f"remove_room_member({room})")
+        steps.append("delete" if self.zombi else non_zombi_action)
+        return ", ".join(steps)
+
+
+class Revalidator:
+    """Everything the remediator does on one configured AMS."""
+
+    def __init__(self, server: AmsServer, client: Any, metrics: RemediatorMetrics,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.server = server
+        self.client = client
+        self.metrics = metrics
+        self.apps = frozenset(server.apps)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._live: dict[str, tuple[float, int]] = {}
+
+    def calls(self, log: list[dict[str, Any]]) -> Calls:
+        """A call recorder for one alert."""
+        return Calls(self.server.name, log, self.metrics)
+
+    def revalidate(self, app: str, stream: str, label_room: str | None, calls: Calls) -> Target:
+        """Fresh GET, rooms and the shared ghost predicate, judged on AMS's clock (HTTP Date)."""
+        version = calls.run("get", "version", self.client.version, app)
+        # The client applies exporter.ghost with the threshold the exporter publishes for the rule.
+        check = calls.run("get", f"revalidate {stream}", self.client.revalidate, app, stream, label_room)
+        verdict = check.verdict
+        if check.broadcast is None:
+            raise Decided("skipped", "not_found", "AMS has no such broadcast")
+        if verdict.reason == "main_track":
+            raise Decided("skipped", "main_track", "the record is a room")
+        if not verdict.is_ghost:
+            age = "" if verdict.age_seconds is None else f" (heartbeat age {verdict.age_seconds:.1f}s on AMS's clock)"
+            raise Decided("skipped", "not_ghost", f"{verdict.reason}{age}")
+        rooms = tuple(check.rooms)
+        return Target(app=app, stream_id=stream, room=rooms[0] if rooms else None, rooms=rooms,
+                      zombi=check.broadcast.zombi, conference_rooms=version.has_conference_rooms,
+                      reason=verdict.reason)
+
+    def live_count(self, app: str, calls: Calls, ttl: float) -> int:
+        """Publishers that claim to be live, cached for ttl seconds (one list pass per app)."""
+        now = self._clock()
+        with self._lock:
+            cached = self._live.get(app)
+            if cached and cached[0] > now:
+                return cached[1]
+        snapshot = calls.run("get", "list", self.client.snapshot, app)
+        members = snapshot.members
+        count = sum(1 for b in snapshot.broadcasts
+                    if ghost.claims_live(b, members) and not ghost.is_main_track(b, snapshot))
+        with self._lock:
+            self._live[app] = (now + ttl, count)
+        return count
+
+    def evict(self, target: Target, non_zombi_action: str, calls: Calls) -> None:
+        """Stop, leave every room, then delete (zombi) or finish/delete (non-zombi)."""
+        app, stream = target.app, target.stream_id
+        # A ghost has no publisher on this node, so stop usually answers success=false: harmless.
+        calls.run("stop", stream, self.client.stop_broadcast, app, stream)
+        for room in target.rooms:
+            self._leave_room(target, room, calls)
+        if target.zombi or non_zombi_action == "delete":
+            self._delete(target, calls)
+        else:
+            result = calls.run("finish", stream, self.client.finish_broadcast, app, stream)
+            if not result.success:
+                raise Decided("failed", "write_failed", f"finish: {result.message or 'success=false'}")
+
+    def _leave_room(self, target: Target, room: str, calls: Calls) -> None:
+        """Both room models; judged by the membership AMS reports afterwards."""
+        app, stream = target.app, target.stream_id
+        calls.run("remove_subtrack", f"{room}/{stream}", self.client.remove_subtrack, app, room, stream)
+        if target.conference_rooms:
+            calls.run("remove_room_member", f"{room}/{stream}", self.client.remove_room_member, app, room, stream)
+        # A failed removal is fine when the stream left anyway (stop closed it, or a retry).
+        members = calls.run("get", f"members of {room}", self.client.get_room_members, app, room)
+        if stream in members:
+            raise Decided("failed", "write_failed", f"still listed in room {room}")
+
+    def _delete(self, target: Target, calls: Calls) -> None:
+        """DELETE the record; success=false is fine only when the record is gone."""
+        app, stream = target.app, target.stream_id
+        result = calls.run("delete", stream, self.client.delete_broadcast, app, stream)
+        if result.success:
+            return
+        again = calls.run("get", f"broadcast {stream}", self.client.get_broadcast, app, stream)
+        if again.broadcast is not None:
+            raise Decided("failed", "write_failed", f"delete: {result.message or 'success=false'}")

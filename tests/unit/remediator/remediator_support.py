@@ -1,0 +1,228 @@
+"""In-memory fakes and payload builders for the remediator tests."""
+from __future__ import annotations
+
+import copy
+import io
+import json
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from exporter.config import AmsServer
+from exporter.ams_client import Revalidation
+from exporter.errors import AmsUnavailableError
+from exporter.ghost import Verdict, ghost_verdict
+from exporter.model import AppSnapshot, Broadcast, Fetched, Result, build_rooms, parse_version
+
+from remediator.actions import Remediator
+from remediator.app import Deps, create_app
+from remediator.audit import AuditLog
+from remediator.config import parse_remediator
+from remediator.metrics import RemediatorMetrics
+from remediator.revalidation import Revalidator
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "alertmanager"
+TOKEN = "s3cret-webhook-token"
+APP = "WebRTCAppEE"
+NOW = 1_800_000_000.0
+
+
+def fixture(name: str) -> dict[str, Any]:
+    """A payload fixture as a dict."""
+    return json.loads((FIXTURES / name).read_text())
+
+
+def alert(stream: str, room: str | None = "room1", status: str = "firing", ams: str = "main",
+          app: str = APP, starts_at: str = "2026-11-25T00:00:00Z", **labels: str) -> dict[str, Any]:
+    """One alert shaped like the firing fixture's."""
+    item = copy.deepcopy(fixture("firing.json")["alerts"][0])
+    item["status"] = status
+    item["startsAt"] = starts_at
+    item["labels"].update({"ams": ams, "app": app, "stream_id": stream})
+    if room is None:
+        item["labels"].pop("room")
+    else:
+        item["labels"]["room"] = room
+    item["labels"].update(labels)
+    item["fingerprint"] = f"fp-{ams}-{app}-{stream}"[:64]
+    return item
+
+
+def notification(*alerts: dict[str, Any], truncated: int = 0) -> dict[str, Any]:
+    """A webhook body around the given alerts."""
+    body = fixture("firing.json")
+    body["alerts"] = list(alerts)
+    body["truncatedAlerts"] = truncated
+    return body
+
+
+def post(client, body: Any, token: str | None = TOKEN, raw: bytes | None = None):
+    """POST /alerts with a bearer token."""
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    data = raw if raw is not None else json.dumps(body)
+    return client.post("/alerts", data=data, headers=headers, content_type="application/json")
+
+
+def settings_doc(**overrides: Any) -> dict[str, Any]:
+    """A remediator section with relaxed guards; the test's overrides win."""
+    doc: dict[str, Any] = {
+        "dry_run": False, "webhook_token_env": "REMEDIATOR_TEST_TOKEN", "concurrency": 2,
+        "caps": {"max_evictions": None, "max_evictions_per_app": None},
+        "blast_radius": {"enabled": False},
+    }
+    doc.update(overrides)
+    return doc
+
+
+def remediator_config(**overrides: Any):
+    """Parse a remediator section for tests."""
+    return parse_remediator(settings_doc(**overrides), environ={"REMEDIATOR_TEST_TOKEN": TOKEN})
+
+
+def server(name: str = "main", url: str = "http://127.0.0.1:9", **kw: Any) -> AmsServer:
+    """An `ams:` entry."""
+    return AmsServer(name=name, url=url, apps=(APP,), **kw)
+
+
+class Clock:
+    """A settable clock."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def build_deps(clients: dict[str, Any], config=None, alertmanager=None, clock=None,
+               servers: dict[str, AmsServer] | None = None):
+    """Deps around injected AMS clients (fakes or real), with an in-memory audit log."""
+    config = config or remediator_config()
+    servers = servers or {name: server(name) for name in clients}
+    pairs = [(s.name, app) for s in servers.values() for app in s.apps]
+    metrics = RemediatorMetrics(pairs, dry_run=config.dry_run)
+    revalidators = {n: Revalidator(servers[n], c, metrics) for n, c in clients.items()}
+    audit_buffer = io.StringIO()
+    remediator = Remediator(config, revalidators, metrics, AuditLog(audit_buffer), alertmanager=alertmanager,
+                            clock=clock or Clock(), concurrency=config.concurrency)
+    deps = Deps(remediator=remediator, metrics=metrics, token=config.token, max_body_bytes=config.max_body_bytes)
+    return deps, audit_buffer
+
+
+def app_client(deps: Deps):
+    """Flask test client for deps."""
+    return create_app(deps).test_client()
+
+
+def audit_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
+    """Parsed audit lines."""
+    return [json.loads(line) for line in buffer.getvalue().splitlines()]
+
+
+def sample(deps: Deps, name: str, **labels: str) -> float:
+    """A sample value from the remediator's registry (0 when absent)."""
+    value = deps.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+class FakeAms:
+    """In-memory AMS behind the client API; records writes; can be taken down."""
+
+    def __init__(self, version: str = "2.8.2", now: float = NOW) -> None:
+        self.ver = parse_version({"versionName": version})
+        self.now = now
+        self.records: dict[str, Broadcast] = {}
+        self.writes: list[tuple[str, str]] = []
+        self.down = False
+        self.refused_calls = 0
+        self._lock = threading.Lock()
+
+    def add(self, stream: str, room: str | None = "room1", age: float = 60.0, zombi: bool = True,
+            status: str = "broadcasting") -> None:
+        """A publisher whose last heartbeat is age seconds old (AMS clock)."""
+        self.records[stream] = Broadcast(
+            stream_id=stream, status=status, type="liveStream", publish_type="WebRTC",
+            update_time_ms=int((self.now - age) * 1000), main_track_id=room or "", zombi=zombi,
+            subtrack_ids=None if self.ver.at_least(3, 0) else ())
+        if room and room not in self.records:
+            self.records[room] = Broadcast(stream_id=room, status="broadcasting", zombi=True,
+                                           virtual=True if self.ver.at_least(2, 13) else None)
+
+    def _check(self) -> None:
+        if self.down:
+            self.refused_calls += 1
+            raise AmsUnavailableError("connection refused")
+
+    def members(self, room: str) -> set[str]:
+        """Streams that name room as their main track."""
+        return {s for s, b in self.records.items() if b.main_track_id == room and s != room}
+
+    def version(self, app: str):
+        self._check()
+        return self.ver
+
+    def get_broadcast(self, app: str, stream: str) -> Fetched:
+        self._check()
+        record = self.records.get(stream)
+        if record is not None and not self.ver.at_least(3, 0) and self.members(stream):
+            record = replace(record, subtrack_ids=tuple(sorted(self.members(stream))))
+        return Fetched(record, self.now)
+
+    def get_room_members(self, app: str, room: str) -> set[str]:
+        self._check()
+        return self.members(room)
+
+    def revalidate(self, app: str, stream: str, room: str | None = None) -> Revalidation:
+        """Same shape and predicate as AmsClient.revalidate."""
+        fetched = self.get_broadcast(app, stream)
+        b = fetched.broadcast
+        if b is None:
+            return Revalidation(Verdict(False, "not_found"), None, self.now, ())
+        listed = tuple(r for r in {b.main_track_id, room or ""} - {"", stream} if stream in self.members(r))
+        rooms = tuple(sorted(set(listed) | ({b.main_track_id} - {"", stream})))
+        main_ids = {stream} if self.members(stream) else ()
+        stale = 3 * self.ver.heartbeat_seconds
+        return Revalidation(ghost_verdict(b, self.now, stale, listed, main_ids), b, self.now, rooms)
+
+    def snapshot(self, app: str) -> AppSnapshot:
+        self._check()
+        records = tuple(self.get_broadcast(app, s).broadcast for s in list(self.records))
+        return AppSnapshot(app=app, version=self.ver, server_time=self.now, broadcasts=records,
+                           rooms=build_rooms(records))
+
+    def _write(self, action: str, target: str) -> None:
+        self._check()
+        with self._lock:
+            self.writes.append((action, target))
+
+    def stop_broadcast(self, app: str, stream: str) -> Result:
+        self._write("stop", stream)
+        return Result(success=False)
+
+    def remove_subtrack(self, app: str, room: str, stream: str) -> Result:
+        self._write("remove_subtrack", f"{room}/{stream}")
+        record = self.records.get(stream)
+        if record is None or record.main_track_id != room:
+            return Result(success=False, message=f"There is no stream with id:{stream}")
+        self.records[stream] = replace(record, main_track_id="")
+        return Result(success=True)
+
+    def remove_room_member(self, app: str, room: str, stream: str) -> Result:
+        self._write("remove_room_member", f"{room}/{stream}")
+        return Result(success=True)
+
+    def delete_broadcast(self, app: str, stream: str) -> Result:
+        self._write("delete", stream)
+        return Result(success=self.records.pop(stream, None) is not None)
+
+    def finish_broadcast(self, app: str, stream: str) -> Result:
+        self._write("finish", stream)
+        record = self.records.get(stream)
+        if record is None:
+            return Result(success=False)
+        self.records[stream] = replace(record, status="finished")
+        return Result(success=True)
+
+    def close(self) -> None:
+        pass

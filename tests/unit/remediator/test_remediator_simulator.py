@@ -1,0 +1,249 @@
+"""The remediator against the simulated AMS (2.8.2 and 3.0.0): eviction order, safety, outages, clock skew."""
+import io
+import json
+import time
+
+import httpx
+import pytest
+
+from exporter.config import AmsServer
+from remediator.app import create_app
+from remediator.audit import AuditLog
+from remediator.config import Settings
+from remediator.wiring import build_deps, close_deps
+from remediator_support import APP, alert, notification, post, remediator_config, sample
+from simulator import ManualClock, Simulator
+
+VERSIONS = ("2.8.2", "3.0.0")
+
+
+class RecordingTransport(httpx.HTTPTransport):
+    """A real transport that remembers every host:port it was asked to reach."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hosts: list[tuple[str, int]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.hosts.append((request.url.host, request.url.port))
+        return super().handle_request(request)
+
+
+class World:
+    """A started simulator with one room, a ghost, a healthy participant and a remediator app."""
+
+    def __init__(self, version: str, offset: float = 0.0, timeout: float = 2.0, jwt_secret: str | None = None,
+                 **config) -> None:
+        self.clock = ManualClock(start=time.time(), offset_seconds=offset)
+        self.sim = Simulator(ams_version=version, heartbeat_seconds=1.0, clock=self.clock,
+                             jwt_secret=jwt_secret).start()
+        self.sim.create_room(APP, "room1")
+        assert self.sim.join(APP, "room1", "ghost1") and self.sim.join(APP, "room1", "alive1")
+        self.transport = RecordingTransport()
+        server = AmsServer(name="main", url=self.sim.url, apps=(APP,), heartbeat_seconds=1.0,
+                           stale_heartbeats=3, timeout_seconds=timeout)
+        self.audit = io.StringIO()
+        self.deps = build_deps(Settings(ams=(server,), remediator=remediator_config(**config)),
+                               ams_transport=self.transport, audit=AuditLog(self.audit))
+        self.client = create_app(self.deps).test_client()
+
+    def make_ghost(self, stream: str = "ghost1") -> None:
+        """Drop the network, then let 10 s of AMS time pass (threshold: 3 heartbeats of 1 s)."""
+        assert self.sim.drop(APP, stream)
+        self.clock.advance(10.0)
+
+    def writes(self) -> list[tuple[str, str, str]]:
+        return [(w.method, w.path, w.query) for w in self.sim.writes]
+
+    def close(self) -> None:
+        close_deps(self.deps)
+        self.sim.stop()
+
+
+@pytest.fixture
+def world():
+    worlds = []
+
+    def make(version: str = "2.8.2", offset: float = 0.0, **kw) -> World:
+        worlds.append(World(version, offset, **kw))
+        return worlds[-1]
+
+    yield make
+    for w in worlds:
+        w.close()
+
+
+def _outcome(response):
+    (only,) = response.get_json()["outcomes"]
+    return only["decision"], only["reason"]
+
+
+def test_ghost_on_2_8_2_is_evicted_in_the_reference_order(world):
+    w = world("2.8.2")
+    w.make_ghost()
+    response = post(w.client, notification(alert("ghost1")))
+    assert response.status_code == 200 and _outcome(response) == ("evicted", "ok")
+    base = f"/{APP}/rest/v2/broadcasts"
+    assert [(m, p) for m, p, _ in w.writes()] == [
+        ("POST", f"{base}/ghost1/stop"),
+        ("DELETE", f"{base}/room1/subtrack"),
+        ("DELETE", f"{base}/conference-rooms/room1/ghost1"),
+        ("DELETE", f"{base}/ghost1"),
+    ]
+    assert "id=ghost1" in w.writes()[1][2]
+    assert sample(w.deps, "antmedia_remediator_eviction_latency_seconds_count") == 1
+    assert sample(w.deps, "antmedia_remediator_last_eviction_timestamp_seconds", ams="main", app=APP) > 0
+    assert w.sim.broadcast(APP, "ghost1") is None and "ghost1" not in w.sim.room_members(APP, "room1")
+    assert w.sim.reconnect(APP, "ghost1"), "the participant can rejoin with the same id"
+
+
+def test_ghost_on_3_0_0_is_evicted_without_touching_the_room(world):
+    w = world("3.0.0")
+    w.make_ghost()
+    response = post(w.client, notification(alert("ghost1")))
+    assert _outcome(response) == ("evicted", "ok")
+    base = f"/{APP}/rest/v2/broadcasts"
+    writes = w.writes()
+    assert [(m, p) for m, p, _ in writes] == [
+        ("POST", f"{base}/ghost1/stop"), ("DELETE", f"{base}/room1/subtrack"), ("DELETE", f"{base}/ghost1")]
+    assert "stopSubtracks=false" in writes[0][2] and "deleteSubtracks=false" in writes[2][2]
+    assert w.sim.broadcast(APP, "room1") is not None and "alive1" in w.sim.room_members(APP, "room1")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_no_partial_put_and_no_room_delete_ever(world, version):
+    w = world(version)
+    w.make_ghost()
+    post(w.client, notification(alert("ghost1"), alert("room1", room=None), alert("alive1")))
+    assert all(m != "PUT" for m, _, _ in w.writes())
+    assert all(not p.endswith("/room1") for _, p, _ in w.writes())
+    assert w.sim.broadcast(APP, "room1") is not None
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_healthy_stream_named_in_a_firing_alert_is_not_touched(world, version):
+    w = world(version)
+    w.clock.advance(10.0)
+    response = post(w.client, notification(alert("alive1")))
+    assert _outcome(response) == ("skipped", "not_ghost") and w.writes() == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_main_track_is_never_touched_even_when_it_looks_stale(world, version):
+    w = world(version)
+    w.clock.advance(60.0)
+    response = post(w.client, notification(alert("room1", room=None)))
+    assert _outcome(response) == ("skipped", "main_track") and w.writes() == []
+
+
+def test_empty_room_on_2_8_2_is_still_a_room(world):
+    w = world("2.8.2")
+    w.sim.create_room(APP, "empty")
+    w.clock.advance(60.0)
+    response = post(w.client, notification(alert("empty", room=None)))
+    assert _outcome(response)[0] == "skipped" and w.writes() == []
+
+
+def test_labels_carrying_urls_send_no_request_anywhere_else(world):
+    w = world("2.8.2")
+    w.make_ghost()
+    evil = "http://127.0.0.1:1/steal"
+    body = notification(alert("ghost1", ams=evil), alert(evil), alert("ghost1", room=evil),
+                        alert("ghost1", app="http:"), alert("ghost1", generator="http://x", runbook=evil))
+    response = post(w.client, body)
+    assert response.status_code == 200
+    assert w.transport.hosts and set(w.transport.hosts) == {("127.0.0.1", w.sim.port)}
+    assert [o["reason"] for o in response.get_json()["outcomes"]] == ["invalid_labels"] * 4 + ["ok"]
+
+
+def test_triple_delivery_evicts_once(world):
+    w = world("2.8.2")
+    w.make_ghost()
+    codes = [post(w.client, notification(alert("ghost1"))).status_code for _ in range(3)]
+    assert codes == [200] * 3
+    deletes = [p for m, p, _ in w.writes() if (m, p) == ("DELETE", f"/{APP}/rest/v2/broadcasts/ghost1")]
+    assert len(deletes) == 1 and sample(w.deps, "antmedia_remediator_duplicates_total") == 2
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_dry_run_writes_nothing(world, version):
+    w = world(version, dry_run=True)
+    w.make_ghost()
+    response = post(w.client, notification(alert("ghost1")))
+    assert _outcome(response) == ("dry_run", "ok") and w.writes() == []
+    assert w.sim.broadcast(APP, "ghost1") is not None
+
+
+@pytest.mark.parametrize("fault", [dict(kind="status", status=503), dict(kind="timeout", seconds=3.0)])
+def test_ams_down_answers_503_without_a_write_then_evicts_after_recovery(world, fault):
+    w = world("2.8.2", timeout=0.3)
+    w.make_ghost()
+    w.sim.faults.inject(path_regex=".*", **fault)
+    response = post(w.client, notification(alert("ghost1")))
+    assert response.status_code == 503 and _outcome(response) == ("deferred", "ams_unavailable")
+    assert w.writes() == []
+    w.sim.faults.clear()
+    response = post(w.client, notification(alert("ghost1")))
+    assert response.status_code == 200 and _outcome(response) == ("evicted", "ok")
+
+
+def test_ams_failing_mid_eviction_is_retried_to_completion(world):
+    w = world("2.8.2")
+    w.make_ghost()
+    w.sim.faults.inject(kind="status", status=503, path_regex=r"/conference-rooms/room1/ghost1$", count=1)
+    assert post(w.client, notification(alert("ghost1"))).status_code == 503
+    response = post(w.client, notification(alert("ghost1")))
+    assert response.status_code == 200 and _outcome(response) == ("evicted", "ok")
+    assert w.sim.broadcast(APP, "ghost1") is None and "ghost1" not in w.sim.room_members(APP, "room1")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("offset", [-300.0, 300.0])
+def test_clock_skew_of_five_minutes_evicts_ghosts_and_spares_healthy_streams(world, version, offset):
+    w = world(version, offset=offset)
+    w.make_ghost()
+    response = post(w.client, notification(alert("ghost1"), alert("alive1")))
+    decisions = [(o["stream_id"], o["decision"]) for o in response.get_json()["outcomes"]]
+    assert decisions == [("ghost1", "evicted"), ("alive1", "skipped")]
+    assert w.sim.broadcast(APP, "alive1") is not None
+
+
+def test_ams_refusing_the_remediator_is_a_failure_not_a_retry(world):
+    w = world("2.8.2", jwt_secret="the-ams-secret")
+    w.make_ghost()
+    response = post(w.client, notification(alert("ghost1")))
+    assert response.status_code == 200 and _outcome(response) == ("failed", "ams_auth")
+    assert w.writes() == []
+    assert sample(w.deps, "antmedia_remediator_decisions_total", ams="main", app=APP,
+                  outcome="failed", reason="ams_auth") == 1
+
+
+def test_blast_radius_counts_live_streams_on_ams(world):
+    w = world("2.8.2", blast_radius={"max_share": 0.3, "min_count": 3})
+    ids = w.sim.populate(APP, live=8, rooms=2, prefix="p")
+    for stream in ids[:4]:
+        w.sim.drop(APP, stream)
+    w.clock.advance(10.0)
+    response = post(w.client, notification(*[alert(s, room=None) for s in ids[:4]]))
+    outcomes = response.get_json()["outcomes"]
+    assert {o["reason"] for o in outcomes} == {"blast_radius"} and w.writes() == []
+    assert "4 of 10 live streams" in outcomes[0]["detail"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_precreated_ghost_is_finished_never_with_a_partial_put_on_2_8_2(world, version):
+    w = world(version)
+    created = httpx.post(f"{w.sim.url}/{APP}/rest/v2/broadcasts/create", json={"streamId": "booked"}, timeout=5)
+    assert created.status_code == 200
+    assert w.sim.join(APP, "room1", "booked")
+    w.make_ghost("booked")
+    response = post(w.client, notification(alert("booked")))
+    assert _outcome(response) == ("evicted", "ok")
+    puts = [write for write in w.sim.writes if write.method == "PUT"]
+    assert len(puts) == 1 and puts[0].path.endswith("/booked")
+    body = json.loads(puts[0].body)
+    assert body["status"] == "finished"
+    if version == "2.8.2":
+        assert {"streamId", "subTrackStreamIds", "updateTime", "receivedBytes", "metaData"} <= set(body)
+    assert w.sim.broadcast(APP, "booked")["status"] == "finished"
+    assert "booked" not in w.sim.room_members(APP, "room1")
