@@ -16,6 +16,10 @@ import yaml
 TOP_LEVEL_KEYS = frozenset({"ams", "exporter", "remediator"})
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:15080"
 MAX_PAGE_SIZE = 250  # AMS caps every broadcast list page at 250 (DataStore.MAX_ITEM_IN_ONE_LIST)
+# Two silent heartbeat periods is where AMS itself stops calling a stream live: isStreaming
+# (2 x 5 s) on 2.8.x, STREAM_TIMEOUT_MS (2 x 10 s) from 2.13. Three periods would add 5-10 s
+# to every ghost's life and, with 10 s scrape and evaluation intervals, miss the p95 targets.
+DEFAULT_STALE_HEARTBEATS = 2
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 _APP_RE = re.compile(r"[A-Za-z0-9_.-]+")
@@ -46,7 +50,7 @@ class AmsServer:
     jwt_token: str | None = field(default=None, repr=False)
     jwt_ttl_seconds: float = 60.0
     heartbeat_seconds: float | None = None
-    stale_heartbeats: int = 3
+    stale_heartbeats: int = DEFAULT_STALE_HEARTBEATS
     timeout_seconds: float = 5.0
     page_size: int = MAX_PAGE_SIZE
     max_concurrency: int = 4
@@ -187,7 +191,7 @@ def _parse_server(item: Any, where: str, base: Path, env: Mapping[str, str]) -> 
         jwt_token=token,
         jwt_ttl_seconds=_number(item, where, "jwt_ttl_seconds", 60.0, low=5.0, high=86400.0),
         heartbeat_seconds=_number(item, where, "heartbeat_seconds", None, low=0.01, high=3600.0),
-        stale_heartbeats=_integer(item, where, "stale_heartbeats", 3, low=1, high=1000),
+        stale_heartbeats=_integer(item, where, "stale_heartbeats", DEFAULT_STALE_HEARTBEATS, low=1, high=1000),
         timeout_seconds=_number(item, where, "timeout_seconds", 5.0, low=0.05, high=300.0),
         page_size=_integer(item, where, "page_size", MAX_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE),
         max_concurrency=_integer(item, where, "max_concurrency", 4, low=1, high=64),

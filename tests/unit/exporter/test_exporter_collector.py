@@ -71,7 +71,7 @@ def test_clock_heartbeat_and_threshold_are_exported_per_version(scenario):
     registry = scrape()
     assert value(registry, "antmedia_server_time_seconds", ams="main", app=APP) == 1709200305.0
     assert value(registry, "antmedia_heartbeat_period_seconds", ams="main", app=APP) == 5.0
-    assert value(registry, "antmedia_stale_threshold_seconds", ams="next", app=APP) == 30.0
+    assert value(registry, "antmedia_stale_threshold_seconds", ams="next", app=APP) == 20.0
     assert value(registry, "antmedia_server_info", ams="next", app=APP, version="3.0.0", edition="enterprise") == 1
 
 

@@ -31,7 +31,7 @@ def test_minimal_config_gets_defaults(tmp_path):
     """), env={})
     server = config.ams[0]
     assert server == AmsServer(name="main", url="http://127.0.0.1:5080", apps=("WebRTCAppEE",))
-    assert (server.timeout_seconds, server.page_size, server.max_concurrency, server.stale_heartbeats) == (5.0, 250, 4, 3)
+    assert (server.timeout_seconds, server.page_size, server.max_concurrency, server.stale_heartbeats) == (5.0, 250, 4, 2)
     assert server.timeout_seconds < 10  # below Prometheus' default scrape timeout
     assert config.exporter.listen_address == "0.0.0.0:15080"
 

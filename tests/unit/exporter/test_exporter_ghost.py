@@ -85,8 +85,8 @@ def test_skewed_local_clock_does_not_matter_only_ams_clock_does():
 
 def test_threshold_scales_with_the_heartbeat_period():
     server = AmsServer(name="a", url="http://h", apps=("x",))
-    assert stale_threshold(server, parse_version({"versionName": "2.8.2"})) == 15.0
-    assert stale_threshold(server, parse_version({"versionName": "3.0.0"})) == 30.0
+    assert stale_threshold(server, parse_version({"versionName": "2.8.2"})) == 10.0
+    assert stale_threshold(server, parse_version({"versionName": "3.0.0"})) == 20.0
     fast = AmsServer(name="a", url="http://h", apps=("x",), heartbeat_seconds=1.0, stale_heartbeats=4)
     assert heartbeat_period(fast, AmsVersion("3.0.0", 3)) == 1.0 and stale_threshold(fast, AmsVersion("3.0.0", 3)) == 4.0
 
