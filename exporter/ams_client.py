@@ -67,6 +67,7 @@ class _Page:
     rejected: int
     server_time: float | None
     first: str | None  # repr of the first raw entry: equal on consecutive pages means the offset is ignored
+    prepared: object = None  # the prepare hook's result for this page
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,39 +288,57 @@ class AmsClient:
         data, _ = self._get_json(f"{self._base(app)}/count", app, "count", deadline)
         return parse_count(data)
 
-    def snapshot(self, app: str, deadline: float | None = None) -> AppSnapshot:
-        """One pass over an app: version, every broadcast (paged concurrently) and room membership."""
+    def snapshot(self, app: str, deadline: float | None = None,
+                 prepare: Callable[[AmsVersion, list[Broadcast]], object] | None = None) -> AppSnapshot:
+        """One pass over an app: version, every broadcast (paged concurrently) and room membership.
+
+        prepare(version, page) runs in the fetching thread as each list page arrives, so per-page
+        work overlaps with the pages still in flight; its results are in snapshot.prepared.
+        """
         if deadline is None:
             deadline = time.monotonic() + self.server.timeout_seconds
         version = self.version(app, deadline)
-        broadcasts, server_time, rejected = self.list_broadcasts(app, deadline)
+        hook = (lambda items: prepare(version, items)) if prepare is not None else None
+        broadcasts, server_time, rejected, prepared = self._list_pages(app, deadline, hook)
         conference = self._list_conference_rooms(app, version, deadline) if version.has_conference_rooms else []
         return AppSnapshot(
             app=app, version=version, server_time=server_time, broadcasts=broadcasts,
-            rooms=build_rooms(broadcasts, conference), rejected_records=rejected,
+            rooms=build_rooms(broadcasts, conference), rejected_records=rejected, prepared=prepared,
         )
 
     def list_broadcasts(self, app: str, deadline: float | None = None) -> tuple[tuple[Broadcast, ...], float | None, int]:
         """All broadcasts, AMS's clock (earliest list Date: ages err young) and the rejected record count."""
+        return self._list_pages(app, deadline, None)[:3]
+
+    def _list_pages(self, app: str, deadline: float | None, hook: Callable[[list[Broadcast]], object] | None):
+        """list_broadcasts plus the hook's result for each page (page order)."""
         base = self._base(app)
 
         def fetch(offset: int, size: int) -> _Page:
-            """One list page, parsed into models in the worker thread."""
+            """One list page, decoded JSON entries as items."""
             data, reply = self._get_json(f"{base}/list/{offset}/{size}", app, "broadcast list", deadline)
-            items, rejected = parse_broadcast_page(data)
-            return _Page(items, len(data) if data else 0, rejected, reply.server_time, _first(data))
+            return _Page(data, len(data) if data else 0, 0, reply.server_time, _first(data))
+
+        def digest(page: _Page) -> _Page:
+            """The page parsed into models and prepared, in the thread that fetched it."""
+            items, rejected = parse_broadcast_page(page.items)
+            prepared = hook(items) if hook is not None else None
+            return _Page(items, page.raw_length, rejected, page.server_time, page.first, prepared)
 
         try:
             total = self._pool.submit(self._count_hint, app, deadline)
         except RuntimeError:  # the pool is shut down: close() was called
             raise AmsUnavailableError("client closed") from None
-        pages = self._fetch_pages(fetch, self.server.page_size, total, deadline)
-        unique: dict[str, Broadcast] = {}
-        for page in pages:
-            for b in page.items:
-                unique.setdefault(b.stream_id, b)  # records shifting between pages may repeat
+        pages = self._fetch_pages(fetch, self.server.page_size, total, deadline, digest)
+        unique = {b.stream_id: b for page in pages for b in page.items}
+        if len(unique) != sum(len(page.items) for page in pages):
+            unique = {}  # records shifting between pages repeat: keep each one's first copy
+            for page in pages:
+                for b in page.items:
+                    unique.setdefault(b.stream_id, b)
         times = [p.server_time for p in pages if p.server_time is not None]
-        return tuple(unique.values()), (min(times) if times else None), sum(p.rejected for p in pages)
+        prepared = tuple(p.prepared for p in pages) if hook is not None else ()
+        return tuple(unique.values()), (min(times) if times else None), sum(p.rejected for p in pages), prepared
 
     def _count_hint(self, app: str, deadline: float | None) -> int | None:
         """Total from /count to plan concurrent pages; None when it cannot be had (paging still works)."""
@@ -328,18 +347,25 @@ class AmsClient:
         except AmsError:
             return None
 
-    def _fetch_pages(self, fetch: Callable[[int, int], _Page], size: int, total, deadline) -> list[_Page]:
-        """Page with offset += len(page) until a short page; later pages fetched concurrently, bounded."""
+    def _fetch_pages(self, fetch: Callable[[int, int], _Page], size: int, total, deadline,
+                     digest: Callable[[_Page], _Page] = lambda page: page) -> list[_Page]:
+        """Page with offset += len(page) until a short page; later pages fetched concurrently, bounded.
+
+        digest(page) finishes each fetched page; the first one's waits until the next are requested.
+        """
         first = fetch(0, size)
         total = total.result() if hasattr(total, "result") else total
         if first.raw_length < size:
             if not (total and total > first.raw_length > 0):
-                return [first]
+                return [digest(first)]
             size = first.raw_length  # the server caps pages below what was asked
         pages, offset = [first], first.raw_length
         while True:
             offsets = self._plan(offset, size, total)
-            for page in self._pool.map(lambda o: fetch(o, size), offsets):
+            batch = self._pool.map(lambda o: digest(fetch(o, size)), offsets)
+            if pages[0] is first:
+                pages[0] = digest(first)
+            for page in batch:
                 if page.raw_length and page.first == pages[-1].first:
                     raise AmsMalformedError("list paging does not advance (offset ignored)")
                 pages.append(page)

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from operator import attrgetter
+from functools import partial
 
 from prometheus_client.metrics_core import Metric
 
@@ -20,6 +20,26 @@ from exporter.errors import AmsError, AmsUnavailableError
 from exporter.exposition import RowFamily, escape, escape_word
 from exporter.ghost import find_ghosts, heartbeat_period, is_main_track, stale_threshold
 from exporter.model import AppSnapshot, Broadcast
+from exporter.stream_text import (
+    INFO,
+    MAIN_TRACK,
+    PAGE_FAMILIES,
+    ROOM_MEMBER,
+    STATUS,
+    STREAM_COUNTERS,
+    STREAM_GAUGES,
+    VIEWER_COUNTS,
+    VIEWER_PROTOCOLS,
+    VIEWERS,
+    PageText,
+    counter_value,
+    ingest_zero_absent,
+    main_track_text,
+    prepare_page,
+    render_page,
+    room_member_text,
+    stream_value,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,26 +49,6 @@ STREAM_LABELS = ("ams", "app", "stream_id")
 GRACE_SECONDS = 0.25  # on top of timeout_seconds: answer /metrics even if an app thread is stuck
 # Statuses always exported (zero-filled) for liveStream so rules never see "absent" for "none".
 COUNTED_STATUSES = ("broadcasting", "preparing", "terminated_unexpectedly", "created", "finished")
-
-# Per-stream numbers: (metric name, help, Broadcast attribute, divisor to base unit, only when > 0).
-STREAM_GAUGES = (
-    ("antmedia_broadcast_last_update_timestamp_seconds",
-     "Last heartbeat of the broadcast (updateTime / 1000); absent when AMS has none.", "update_time_ms", 1000, True),
-    ("antmedia_broadcast_start_timestamp_seconds",
-     "Publish start of the broadcast (startTime / 1000); absent when never published.", "start_time_ms", 1000, True),
-    ("antmedia_broadcast_speed_ratio", "Ingest speed (speed), about 1 when healthy; frozen on a ghost.",
-     "speed", 1, False),
-    ("antmedia_broadcast_pending_packets", "Ingest queue length (pendingPacketSize).", "pending_packets", 1, False),
-    # AMS reports bits/s; Prometheus base unit is bytes (promtool rejects "bits").
-    ("antmedia_broadcast_bitrate_bytes_per_second", "Ingest rate (bitrate / 8), where the version provides it.",
-     "bitrate", 8, False),
-)
-STREAM_COUNTERS = (
-    ("antmedia_broadcast_received_bytes", "Bytes received from the publisher (receivedBytes); resets on republish.",
-     "received_bytes"),
-)
-VIEWER_PROTOCOLS = ("hls", "dash", "webrtc", "rtmp")
-VIEWER_COUNTS = attrgetter("hls_viewers", "dash_viewers", "webrtc_viewers", "rtmp_viewers")
 
 
 class _GcPause:
@@ -97,8 +97,15 @@ class StreamView:
     """A collected app with the per-stream series it is allowed to have (cardinality guard)."""
 
     outcome: Outcome
-    key: tuple[str, str]
-    streams: list[tuple[tuple[str, str, str], Broadcast]]
+    key: tuple[str, str]  # escaped (ams, app)
+    pages: list[PageText]  # the selected streams' lines, page by page
+    zero_absent: bool  # v2.8.x: zero receivedBytes/bitrate mean 'never written', no series
+
+    @property
+    def streams(self) -> Iterator[tuple[tuple[str, str, str], Broadcast]]:
+        """(escaped ams, app, stream_id) and record of every selected stream, for the row path."""
+        ams, app = self.key
+        return (((ams, app, escape(b.stream_id)), b) for page in self.pages for b in page.streams)
 
 
 class AmsCollector:
@@ -160,7 +167,8 @@ class AmsCollector:
         """One app's snapshot; every failure becomes an Outcome so /metrics never fails."""
         started = self._timer()
         try:
-            snapshot, error = self.clients[server.name].snapshot(app, deadline), None
+            prepare = partial(prepare_page, escape(server.name), escape(app))
+            snapshot, error = self.clients[server.name].snapshot(app, deadline, prepare=prepare), None
         except AmsError as exc:
             snapshot, error = None, exc
         except Exception as exc:  # noqa: BLE001 - a bug must cost one app's data, not the scrape
@@ -303,19 +311,35 @@ def _stream_view(outcome: Outcome) -> StreamView:
     snap = outcome.snapshot
     members, rooms = snap.members, snap.rooms
     ams, app = escape(outcome.server.name), escape(outcome.app)
-    streams = [
-        ((ams, app, escape(b.stream_id)), b)
-        for b in snap.broadcasts
-        if b.live_status or b.stream_id in members or b.stream_id in rooms or b.joined_room
-    ]
-    return StreamView(outcome, (ams, app), streams)  # label values escaped once per scrape
+    zero_absent = ingest_zero_absent(snap.version)
+
+    def chosen(b: Broadcast) -> bool:
+        """The selection, now that every room is known."""
+        return b.live_status or b.stream_id in members or b.stream_id in rooms or bool(b.joined_room)
+
+    prepared = [p for p in snap.prepared if isinstance(p, PageText)]
+    if len(prepared) != len(snap.prepared) or sum(len(p.items) for p in prepared) != len(snap.broadcasts):
+        # No pages rendered while fetching, or records repeated across pages: render the unique records.
+        streams = [b for b in snap.broadcasts if chosen(b)]
+        return StreamView(outcome, (ams, app), [render_page(ams, app, zero_absent, streams, streams)], zero_absent)
+    pages = [page if not any(map(chosen, page.undecided))
+             else render_page(ams, app, zero_absent, page.items, [b for b in page.items if chosen(b)])
+             for page in prepared]  # a page re-renders only when a room made one of its records count
+    return StreamView(outcome, (ams, app), pages, zero_absent)
+
+
+def _text_source(views: list[StreamView], family: str):
+    """The pre-rendered lines of one per-page family, page by page."""
+    index = PAGE_FAMILIES.index(family)
+    return lambda: (page.texts[index] for view in views for page in view.pages)
 
 
 def _statuses(views: list[StreamView]) -> Metric:
     """antmedia_broadcast_status{ams,app,stream_id,status} 1."""
-    return RowFamily("antmedia_broadcast_status", "1 for the broadcast's current status (as AMS reports it).",
+    return RowFamily(STATUS, "1 for the broadcast's current status (as AMS reports it).",
                      (*STREAM_LABELS, "status"),
-                     source=lambda: (((*key, escape_word(b.status)), 1.0) for view in views for key, b in view.streams))
+                     source=lambda: (((*key, escape_word(b.status)), 1.0) for view in views for key, b in view.streams),
+                     text=_text_source(views, STATUS))
 
 
 def _stream_gauge(views: list[StreamView], name: str, documentation: str, attr: str, divisor: int,
@@ -323,66 +347,71 @@ def _stream_gauge(views: list[StreamView], name: str, documentation: str, attr: 
     """A per-stream gauge from one Broadcast attribute (table-driven)."""
 
     def rows() -> Iterator:
-        """Rows produced while rendering, never all held at once."""
+        """Rows produced on demand, never all held at once."""
         for view in views:
             for key, b in view.streams:
-                value = getattr(b, attr)
-                if value is None or (positive and value <= 0):
-                    continue
-                yield key, (value / divisor if divisor != 1 else value)  # ms / 1000 is exact, ms * 0.001 is not
+                value = stream_value(b, attr, divisor, positive, view.zero_absent)
+                if value is not None:
+                    yield key, value
 
-    return RowFamily(name, documentation, STREAM_LABELS, shared_labels=True, source=rows)
+    return RowFamily(name, documentation, STREAM_LABELS, source=rows, text=_text_source(views, name))
 
 
 def _stream_counter(views: list[StreamView], name: str, documentation: str, attr: str) -> Metric:
     """A per-stream counter from one Broadcast attribute."""
 
     def rows() -> Iterator:
-        """Rows produced while rendering, never all held at once."""
+        """Rows produced on demand, never all held at once."""
         for view in views:
             for key, b in view.streams:
-                value = getattr(b, attr)
-                if value is not None and value >= 0:
+                value = counter_value(b, attr, view.zero_absent)
+                if value is not None:
                     yield key, value
 
-    return RowFamily(name, documentation, STREAM_LABELS, typ="counter", shared_labels=True, source=rows)
+    return RowFamily(name, documentation, STREAM_LABELS, typ="counter", source=rows, text=_text_source(views, name))
 
 
 def _viewers(views: list[StreamView]) -> Metric:
     """antmedia_broadcast_viewers{ams,app,stream_id,protocol}."""
 
     def rows() -> Iterator:
-        """Rows produced while rendering, never all held at once."""
+        """Rows produced on demand, never all held at once."""
         for view in views:
             for key, b in view.streams:
                 for protocol, value in zip(VIEWER_PROTOCOLS, VIEWER_COUNTS(b)):
                     if value is not None and value >= 0:
                         yield (*key, protocol), value
 
-    return RowFamily("antmedia_broadcast_viewers", "Viewers by protocol (hlsViewerCount, dashViewerCount, "
-                     "webRTCViewerCount, rtmpViewerCount).", (*STREAM_LABELS, "protocol"), source=rows)
+    return RowFamily(VIEWERS, "Viewers by protocol (hlsViewerCount, dashViewerCount, "
+                     "webRTCViewerCount, rtmpViewerCount).", (*STREAM_LABELS, "protocol"), source=rows,
+                     text=_text_source(views, VIEWERS))
 
 
 def _main_tracks(views: list[StreamView]) -> Metric:
     """antmedia_broadcast_main_track{ams,app,stream_id}: 1 for a room, 0 for a publisher."""
 
     def rows() -> Iterator:
-        """Rows produced while rendering, never all held at once."""
+        """Rows produced on demand, never all held at once."""
         for view in views:
             rooms = view.outcome.snapshot.rooms
             for key, b in view.streams:
                 yield key, (1.0 if is_main_track(b, rooms) else 0.0)
 
-    return RowFamily("antmedia_broadcast_main_track", "1 if the broadcast is a room's main track, 0 if it is "
-                     "a publisher.", STREAM_LABELS, shared_labels=True, source=rows)
+    def text() -> Iterator[str]:
+        """Checked after the last page: it needs every room."""
+        return (main_track_text(page, view.outcome.snapshot.rooms) for view in views for page in view.pages)
+
+    return RowFamily(MAIN_TRACK, "1 if the broadcast is a room's main track, 0 if it is "
+                     "a publisher.", STREAM_LABELS, source=rows, text=text)
 
 
 def _infos(views: list[StreamView]) -> Metric:
     """antmedia_broadcast_info{ams,app,stream_id,origin,type,publish_type} 1."""
-    return RowFamily("antmedia_broadcast_info", "Broadcast metadata: ingesting node (originAdress), type, "
+    return RowFamily(INFO, "Broadcast metadata: ingesting node (originAdress), type, "
                      "publishType.", (*STREAM_LABELS, "origin", "type", "publish_type"),
                      source=lambda: (((*key, escape_word(b.origin), escape_word(b.type), escape_word(b.publish_type)),
-                                      1.0) for view in views for key, b in view.streams))
+                                      1.0) for view in views for key, b in view.streams),
+                     text=_text_source(views, INFO))
 
 
 def _room_member(views: list[StreamView]) -> Metric:
@@ -396,8 +425,9 @@ def _room_member(views: list[StreamView]) -> Metric:
                 for stream_id in sorted(members):
                     yield (*view.key, room_text, escape(stream_id)), 1.0
 
-    return RowFamily("antmedia_room_member", "1 while the stream is listed as a member of the room "
-                     "(any room model).", (*APP_LABELS, "room", "stream_id"), source=rows)
+    return RowFamily(ROOM_MEMBER, "1 while the stream is listed as a member of the room "
+                     "(any room model).", (*APP_LABELS, "room", "stream_id"), source=rows,
+                     text=lambda: (room_member_text(*view.key, view.outcome.snapshot.rooms) for view in views))
 
 
 def _room_members(views: list[StreamView]) -> Metric:

@@ -34,10 +34,17 @@ def escape(value: str) -> str:
     return value
 
 
-@lru_cache(maxsize=4096)
+_WORD_TEXTS: dict[str, str] = {}
+
+
 def escape_word(value: str) -> str:
-    """escape() for the few distinct values of enum-like labels (status, type, origin)."""
-    return escape(value)
+    """escape() for the few distinct values of enum-like labels (status, type, origin), remembered."""
+    text = _WORD_TEXTS.get(value)
+    if text is None:
+        text = escape(value)
+        if len(_WORD_TEXTS) < 4096:  # bounded: hostile data must not grow it forever
+            _WORD_TEXTS[value] = text
+    return text
 
 
 def unescape(value: str) -> str:
@@ -51,16 +58,20 @@ class RowFamily(Metric):
     Rows are either appended with add() or produced on demand by `source` (a callable returning a
     fresh iterable), so per-stream families never hold all their rows in memory at once.
     shared_labels marks families whose label tuples recur across families (per-stream keys),
-    so the renderer formats each such label set once per scrape.
+    so the renderer formats each such label set once per scrape. `text`, when given, returns the
+    family's sample lines already rendered (in str or UTF-8 pieces); the renderer uses it instead of the rows,
+    which stay the reference for samples and generate_latest.
     """
 
     def __init__(self, name: str, documentation: str, label_names: Sequence[str], typ: str = "gauge",
-                 shared_labels: bool = False, source: Callable[[], Iterable[Row]] | None = None):
+                 shared_labels: bool = False, source: Callable[[], Iterable[Row]] | None = None,
+                 text: Callable[[], Iterable[str | bytes]] | None = None):
         super().__init__(name, documentation, typ)
         self.label_names = tuple(label_names)
         self.sample_name = f"{name}_total" if typ == "counter" else name
         self.shared_labels = shared_labels
         self._source = source
+        self.text = text
         self._rows: list[Row] = []
 
     @property
@@ -103,15 +114,21 @@ class _Renderer:
         self.label_texts: dict[tuple[str, ...], dict[tuple[str, ...], str]] = {}
 
     def number(self, value: float) -> str:
-        """floatToGoString, remembered (most values repeat: 0, 1, counts)."""
-        text = self.numbers[value] = floatToGoString(value)
+        """floatToGoString, remembered (most values repeat: 1, counts); zeros are not, as 0 == -0.0."""
+        text = floatToGoString(value)
+        if value:
+            self.numbers[value] = text
         return text
 
-    def family(self, family: RowFamily) -> Iterator[str]:
+    def family(self, family: RowFamily) -> Iterator[str | bytes]:
         """One RowFamily in text format, in chunks of CHUNK_ROWS lines; labels sorted like generate_latest."""
         help_text = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
         name = family.sample_name
         head = f"# HELP {name} {help_text}\n# TYPE {name} {family.type}\n"
+        if family.text is not None:
+            yield head
+            yield from (piece for piece in family.text() if piece)
+            return
         numbers, number = self.numbers, self.number
         labels = _label_formatter(family.label_names)
         texts = self.label_texts.setdefault(family.label_names, {}) if family.shared_labels else None
@@ -152,7 +169,7 @@ def render(metrics: Iterable[Metric]) -> Iterator[bytes]:
     for metric in metrics:
         if isinstance(metric, RowFamily):
             for text in renderer.family(metric):
-                yield text.encode()
+                yield text if type(text) is bytes else text.encode()
         else:
             yield generate_latest(_One(metric))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -76,6 +77,11 @@ class AmsVersion:
         return not self.known or self.at_least(2, 13)
 
     @property
+    def writes_ingest_counters(self) -> bool:
+        """The open-source server writes receivedBytes and bitrate (not v2.8.x: there only Enterprise code may)."""
+        return not self.known or self.at_least(2, 9)
+
+    @property
     def partial_put_safe(self) -> bool:
         """PUT /{id} updates only the fields in the body from 2.10.1; before, a partial body wipes fields."""
         return self.at_least(2, 10, 1)
@@ -127,6 +133,22 @@ class Broadcast:
         return self.main_track_id if self.status != "finished" else ""
 
 
+def _fast_constructor(cls):
+    """cls(*all fields) that sets the slots directly: the frozen __init__ costs twice as much.
+
+    Only for values already validated by a parser (no defaults, no post-init).
+    """
+    names = [f.name for f in fields(cls)]
+    source = "".join([f"def new({', '.join(names)}):\n    o = _new(_cls)\n",
+                      *(f"    _set_{n}(o, {n})\n" for n in names), "    return o\n"])
+    namespace = {"_new": object.__new__, "_cls": cls, **{f"_set_{n}": getattr(cls, n).__set__ for n in names}}
+    exec(source, namespace)  # noqa: S102 - source built from the dataclass's own field names
+    return namespace["new"]
+
+
+_new_broadcast = _fast_constructor(Broadcast)  # a scrape builds one Broadcast per AMS record
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     """AMS's Result body for writes; AMS answers 200 on failure, so `success` is what counts."""
@@ -156,8 +178,10 @@ class AppSnapshot:
     broadcasts: tuple[Broadcast, ...]
     rooms: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
     rejected_records: int = 0
+    # Per list page: what the caller's prepare hook made of it in the fetching thread (page order).
+    prepared: tuple = field(default=(), compare=False, repr=False)
 
-    @property
+    @cached_property
     def members(self) -> frozenset[str]:
         """Every stream id listed in any room."""
         return frozenset().union(*self.rooms.values()) if self.rooms else frozenset()
@@ -218,27 +242,11 @@ def parse_broadcast(data: Any) -> Broadcast | None:
     update, start, pending, hls, dash, webrtc, rtmp, received, bitrate = [
         v if type(v) is int and -limit <= v < limit else _int(v) for v in map(get, _INT_KEYS)
     ]
-    return Broadcast(
-        stream_id=stream_id,
-        status=_word(get("status")),
-        type=_word(get("type")),
-        publish_type=_word(get("publishType")),
-        name=_text(get("name")),
-        update_time_ms=update or 0,
-        start_time_ms=start or 0,
-        main_track_id=_ident(get("mainTrackStreamId")),
-        subtrack_ids=_id_tuple(get("subTrackStreamIds")),
-        virtual=_bool(get("virtual")),
-        zombi=get("zombi") is True,
-        origin=_text(get("originAdress")),
-        speed=_float(get("speed")),
-        pending_packets=pending,
-        hls_viewers=hls,
-        dash_viewers=dash,
-        webrtc_viewers=webrtc,
-        rtmp_viewers=rtmp,
-        received_bytes=received,
-        bitrate=bitrate,
+    return _new_broadcast(
+        stream_id, _word(get("status")), _word(get("type")), _word(get("publishType")), _text(get("name")),
+        update or 0, start or 0, _ident(get("mainTrackStreamId")), _id_tuple(get("subTrackStreamIds")),
+        _bool(get("virtual")), get("zombi") is True, _text(get("originAdress")), _float(get("speed")),
+        pending, hls, dash, webrtc, rtmp, received, bitrate,
     )
 
 
@@ -300,8 +308,13 @@ def build_rooms(
     for b in broadcasts:
         if b.subtrack_ids or b.virtual:
             rooms.setdefault(b.stream_id, set()).update(b.subtrack_ids or ())
-        if b.joined_room and b.joined_room != b.stream_id:
-            rooms.setdefault(b.joined_room, set()).add(b.stream_id)
+        room = b.main_track_id
+        # b.joined_room, spelled out: this loop runs once per record on every scrape.
+        if room and room != b.stream_id and b.status != "finished":
+            members = rooms.get(room)
+            if members is None:
+                members = rooms[room] = set()
+            members.add(b.stream_id)
     for room_id, members in conference_rooms:
         rooms.setdefault(room_id, set()).update(members)
     for room_id, members in rooms.items():
@@ -322,7 +335,9 @@ def _id_tuple(value: Any) -> tuple[str, ...] | None:
         return None
     if not value:
         return ()
-    return tuple(dict.fromkeys(i for i in map(_ident, value) if i))
+    # _ident's test inlined: a 2.8.x scrape checks every member id of every room twice.
+    limit = MAX_ID_LENGTH
+    return tuple(dict.fromkeys([i for i in value if type(i) is str and 0 < len(i) <= limit and i.isprintable()]))
 
 
 def _word(value: Any) -> str:

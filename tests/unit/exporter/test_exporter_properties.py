@@ -9,11 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
+from prometheus_client.utils import floatToGoString
 
 from exporter.ams_client import AmsClient
 from exporter.collector import AmsCollector
 from exporter.exposition import RowFamily, render_bytes
-from exporter.model import parse_broadcast_page
+from exporter.collector import Outcome, build_families
+from exporter.model import AppSnapshot, build_rooms, parse_broadcast_page, parse_version
+from exporter.stream_text import _ms_text, prepare_page
 from fakeams import FakeAms, fixture, make_server
 
 FIELDS = ["streamId", "status", "type", "publishType", "name", "updateTime", "startTime", "mainTrackStreamId",
@@ -94,3 +97,49 @@ def test_fast_rendering_is_byte_identical_to_generate_latest(rows, counter):
             return [family]
 
     assert render_bytes([family]) == generate_latest(One())
+
+
+ids = st.sampled_from(["s1", "s2", "s3", "s4", "room1", "room2", 'q"uo\\te', "new\nline"])
+numbers = st.one_of(st.none(), st.integers(-5, 2**40), st.floats(-1e3, 1e13, allow_nan=False),
+                    st.integers(10**12, 10**13 - 1))
+stream_records = st.fixed_dictionaries({"streamId": ids}, optional={
+    "status": st.sampled_from(["broadcasting", "finished", "created", "preparing", "terminated_unexpectedly"]),
+    "type": st.sampled_from(["liveStream", "VoD"]), "publishType": st.sampled_from(["WebRTC", "RTMP"]),
+    "mainTrackStreamId": st.one_of(st.none(), ids), "subTrackStreamIds": st.one_of(st.none(), st.lists(ids, max_size=3)),
+    "virtual": st.one_of(st.none(), st.booleans()), "originAdress": st.sampled_from(["10.0.0.1", 'o"x']),
+    **{key: numbers for key in ("updateTime", "startTime", "speed", "pendingPacketSize", "hlsViewerCount",
+                                "dashViewerCount", "webRTCViewerCount", "rtmpViewerCount", "receivedBytes",
+                                "bitrate")}})
+
+
+@settings(max_examples=150, deadline=None)
+@given(page=st.one_of(st.lists(stream_records, max_size=8, unique_by=lambda r: r["streamId"]),
+                      st.lists(stream_records, max_size=8)), cut=st.integers(0, 8), version=st.sampled_from(["2.8.2", "3.0.0"]),
+       conference=st.lists(st.tuples(ids, st.lists(ids, max_size=2).map(tuple)), max_size=2))
+def test_page_rendering_is_byte_identical_to_generate_latest(page, cut, version, conference):
+    """Lines rendered page by page (with rooms, repeats and re-rendered pages) equal the rows' generate_latest."""
+    parsed, _ = parse_broadcast_page(page)
+    ams_version = parse_version({"versionName": version})
+    prepared = tuple(prepare_page("main", "WebRTCAppEE", ams_version, part) for part in (parsed[:cut], parsed[cut:]))
+    unique: dict = {}
+    for b in parsed:
+        unique.setdefault(b.stream_id, b)
+    snapshot = AppSnapshot(app="WebRTCAppEE", version=ams_version, server_time=1.8e9,
+                           broadcasts=tuple(unique.values()), rooms=build_rooms(unique.values(), conference),
+                           prepared=prepared)
+    families = list(build_families([Outcome(make_server(), "WebRTCAppEE", snapshot, None, 0.0)], {}))
+
+    class Fixed:
+        def collect(self):
+            return families
+
+    assert render_bytes(families) == generate_latest(Fixed())
+    listed = [b.stream_id for b in snapshot.broadcasts if b.live_status or b.joined_room
+              or b.stream_id in snapshot.members or b.stream_id in snapshot.rooms]
+    status = next(f for f in families if f.name == "antmedia_broadcast_status")
+    assert [sample.labels["stream_id"] for sample in status.samples] == listed
+
+
+@given(ms=st.integers(10**12, 10**13 - 1))
+def test_timestamp_text_is_float_to_go_string(ms):
+    assert _ms_text(ms) == floatToGoString(ms / 1000)
