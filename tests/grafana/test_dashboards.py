@@ -168,7 +168,7 @@ def test_dashboard_provider_loads_the_folder_the_readme_mounts_grafana_dashboard
     [provider] = document["providers"]
     assert provider["type"] == "file"
     mount = provider["options"]["path"]
-    assert f"grafana/dashboards:{mount}" in (REPO / "grafana" / "README.md").read_text()
+    assert f"grafana/dashboards:{mount}" in (REPO / "README.md").read_text()
     assert DASHBOARD_DIR.name == "dashboards" and len(PATHS) == len(EXPECTED_UIDS)
 
 
