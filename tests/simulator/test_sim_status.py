@@ -1,13 +1,5 @@
 """Status semantics per version, heartbeats and republishing (reference §4, §5)."""
-APP = "WebRTCAppEE"
-
-
-def room_with(sim, *ids, room="room1"):
-    """A room whose participants have joined."""
-    sim.create_room(APP, room)
-    for sid in ids:
-        assert sim.join(APP, room, sid, sid.title())
-    return room
+from sim_helpers import APP, room_with
 
 
 def test_update_time_is_the_last_heartbeat_tick(make_sim):

@@ -1,13 +1,5 @@
 """Writes and their real effects, including the dangerous ones (reference §3.2, §3.3, §5.5)."""
-APP = "WebRTCAppEE"
-
-
-def room_with(sim, *ids, room="room1"):
-    """A room whose participants have joined."""
-    sim.create_room(APP, room)
-    for sid in ids:
-        assert sim.join(APP, room, sid, sid.title())
-    return room
+from sim_helpers import APP, room_with
 
 
 def test_partial_put_on_282_wipes_subtrack_ids_and_counters_s3_3(make_sim, client):
