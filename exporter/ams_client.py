@@ -27,6 +27,8 @@ from exporter.model import (
     Fetched,
     Result,
     build_rooms,
+    decode_broadcast_list,
+    decode_json,
     parse_broadcast,
     parse_broadcast_page,
     parse_conference_room,
@@ -96,16 +98,6 @@ def parse_http_date(value: str | None) -> float | None:
     if parsed.tzinfo is None:  # "-0000" means UTC with no zone information
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.timestamp()
-
-
-def decode_json(content: bytes, what: str):
-    """Parse a JSON body; empty (HTTP 204) is None; junk raises AmsMalformedError."""
-    if not content.strip():
-        return None
-    try:
-        return json.loads(content)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise AmsMalformedError(f"{what}: response is not JSON ({type(exc).__name__})") from None
 
 
 class _Auth:
@@ -252,12 +244,13 @@ class AmsClient:
         cached = self._versions.get(app)
         return cached[0].bearer_prefix if cached else False
 
-    def _get_json(self, path: str, app: str, what: str, deadline: float | None = None, allow_404=False):
+    def _get_json(self, path: str, app: str, what: str, deadline: float | None = None, allow_404=False,
+                  decode: Callable[[bytes, str], object] = decode_json):
         """GET and decode; returns (data, reply); data is None on 404 when allowed."""
         reply = self._request("GET", path, app, deadline=deadline, allow_404=allow_404)
         if reply.status_code == 404:
             return None, reply
-        return decode_json(reply.content, what), reply
+        return decode(reply.content, what), reply
 
     @staticmethod
     def _base(app: str) -> str:
@@ -315,8 +308,9 @@ class AmsClient:
         base = self._base(app)
 
         def fetch(offset: int, size: int) -> _Page:
-            """One list page, decoded JSON entries as items."""
-            data, reply = self._get_json(f"{base}/list/{offset}/{size}", app, "broadcast list", deadline)
+            """One list page, decoded entries (typed, or plain JSON when a record is odd) as items."""
+            data, reply = self._get_json(f"{base}/list/{offset}/{size}", app, "broadcast list", deadline,
+                                         decode=decode_broadcast_list)
             return _Page(data, len(data) if data else 0, 0, reply.server_time, _first(data))
 
         def digest(page: _Page) -> _Page:
@@ -443,7 +437,8 @@ class AmsClient:
         ids: set[str] = set()
         offset, size = 0, self.server.page_size
         for _ in range(MAX_SUBTRACK_PAGES):
-            data, reply = self._get_json(f"{path}/{offset}/{size}", app, "subtracks", allow_404=True)
+            data, reply = self._get_json(f"{path}/{offset}/{size}", app, "subtracks", allow_404=True,
+                                         decode=decode_broadcast_list)
             items, _ = parse_broadcast_page(data) if reply.status_code != 404 else ([], 0)
             ids.update(b.stream_id for b in items if b.joined_room)
             length = len(data) if isinstance(data, list) else 0

@@ -15,7 +15,15 @@ from exporter.ams_client import AmsClient
 from exporter.collector import AmsCollector
 from exporter.exposition import RowFamily, render_bytes
 from exporter.collector import Outcome, build_families
-from exporter.model import AppSnapshot, build_rooms, parse_broadcast_page, parse_version
+from exporter.model import (
+    AppSnapshot,
+    WireBroadcast,
+    build_rooms,
+    decode_broadcast_list,
+    decode_json,
+    parse_broadcast_page,
+    parse_version,
+)
 from exporter.stream_text import _ms_text, prepare_page
 from fakeams import FakeAms, fixture, make_server
 
@@ -143,3 +151,70 @@ def test_page_rendering_is_byte_identical_to_generate_latest(page, cut, version,
 @given(ms=st.integers(10**12, 10**13 - 1))
 def test_timestamp_text_is_float_to_go_string(ms):
     assert _ms_text(ms) == floatToGoString(ms / 1000)
+
+
+# Records with the types AMS sends (any values, including unprintable or over-long strings and
+# out-of-range numbers): the typed decoder must take them and agree with the lenient parser.
+long_ints = st.integers(-2**64, 2**64)
+strict_json = st.recursive(st.one_of(st.none(), st.booleans(), long_ints, st.text(max_size=6),
+                                     st.floats(allow_nan=False, allow_infinity=False)),
+                           lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                   st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+                           max_leaves=10)
+
+
+def typed_records(ints):
+    """Broadcast objects whose read fields have AMS's JSON types, numbers drawn from `ints`."""
+    strings = st.one_of(st.none(), st.text(max_size=6), ids, st.sampled_from(["broadcasting", "x" * 257]))
+    numbers_ = st.one_of(st.none(), ints)
+    return st.fixed_dictionaries({}, optional={
+        **{key: strings for key in ("streamId", "status", "type", "publishType", "name", "mainTrackStreamId",
+                                    "originAdress")},
+        **{key: numbers_ for key in ("updateTime", "startTime", "pendingPacketSize", "hlsViewerCount",
+                                     "dashViewerCount", "webRTCViewerCount", "rtmpViewerCount", "receivedBytes",
+                                     "bitrate")},
+        "subTrackStreamIds": st.one_of(st.none(), st.lists(st.one_of(ids, st.text(max_size=4)), max_size=4)),
+        "virtual": st.one_of(st.none(), st.booleans()), "zombi": st.one_of(st.none(), st.booleans()),
+        "speed": st.one_of(st.none(), st.integers(-10, 10), st.floats(allow_nan=False, allow_infinity=False)),
+        "description": strict_json,  # fields the exporter does not read are skipped, whatever they hold
+    })
+
+
+@settings(max_examples=300, deadline=None)
+@given(page=st.one_of(st.lists(typed_records(long_ints), max_size=8),
+                      st.lists(st.one_of(typed_records(long_ints), stream_records, records, json_values), max_size=8)))
+def test_typed_list_decoding_parses_like_the_lenient_parser(page):
+    body = json.dumps(page, allow_nan=True).encode()
+    # repr, not ==: it tells -0.0 from 0.0, which render differently
+    assert repr(parse_broadcast_page(decode_broadcast_list(body))) == repr(parse_broadcast_page(json.loads(body)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(page=st.lists(typed_records(st.integers(-2**63, 2**63 - 1)), min_size=1, max_size=8))
+def test_records_with_ams_types_take_the_typed_path(page):
+    decoded = decode_broadcast_list(json.dumps(page).encode())
+    assert all(type(item) is WireBroadcast for item in decoded)
+
+
+@pytest.mark.parametrize("body", [
+    b'[{"streamId": "s1", "updateTime": 1, "updateTime": 2}]',  # repeated key: the last one counts
+    b'[{"streamId": "s1", "speed": -0.0}]',
+    b'[{"streamId": "s1", "speed": 1e400}]',  # overflows to inf: no speed
+    b'[{"streamId": "s1", "speed": NaN}]',  # not JSON, but what a Java NaN would look like
+    b'[{"streamId": "s1", "bitrate": 9223372036854775808}]',  # one beyond Java's long
+    b'[{"streamId": "s1", "updateTime": 1.7e12}]',
+    br'[{"streamId": "s1\u0000"}, {"streamId": "s2", "name": "a\nb"}]',  # JSON escapes of control characters
+    b'[{"streamId": "s1", "subTrackStreamIds": ["a", 1, "a", null]}]',
+    b'[{"streamId": "s1", "zombi": "true"}, {"streamId": "s2", "zombi": true}]',
+    b'[]', b'null', b' ',
+])
+def test_typed_list_decoding_edge_cases(body):
+    assert repr(parse_broadcast_page(decode_broadcast_list(body))) == repr(parse_broadcast_page(decode_json(body, "x")))
+
+
+def test_recorded_list_pages_take_the_typed_path():
+    for name in ("v2.8.2_broadcasts_list.json", "v3.0.0_broadcasts_list.json"):
+        body = json.dumps(fixture(name)["body"]).encode()
+        decoded = decode_broadcast_list(body)
+        assert decoded and all(type(item) is WireBroadcast for item in decoded)
+        assert parse_broadcast_page(decoded) == parse_broadcast_page(json.loads(body))
