@@ -6,7 +6,7 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 from typing import Annotated, Any
@@ -90,9 +90,14 @@ class AmsVersion:
         return self.at_least(2, 10, 1)
 
 
-@dataclass(frozen=True, slots=True)
-class Broadcast:
-    """One AMS Broadcast record, reduced to what monitoring and remediation need."""
+class Broadcast(msgspec.Struct, frozen=True, gc=False):
+    """One AMS Broadcast record, reduced to what monitoring and remediation need.
+
+    A frozen msgspec Struct rather than a dataclass: a scrape builds one per AMS record, and a
+    Struct is built in C, ten times faster than a frozen dataclass's __init__. It holds no
+    containers that could form cycles, so the cyclic GC need not track it. Copy with
+    msgspec.structs.replace.
+    """
 
     stream_id: str
     status: str = "unknown"
@@ -134,22 +139,6 @@ class Broadcast:
         finished; AMS itself no longer lists it as active, so it is not a member.
         """
         return self.main_track_id if self.status != "finished" else ""
-
-
-def _fast_constructor(cls):
-    """cls(*all fields) that sets the slots directly: the frozen __init__ costs twice as much.
-
-    Only for values already validated by a parser (no defaults, no post-init).
-    """
-    names = [f.name for f in fields(cls)]
-    source = "".join([f"def new({', '.join(names)}):\n    o = _new(_cls)\n",
-                      *(f"    _set_{n}(o, {n})\n" for n in names), "    return o\n"])
-    namespace = {"_new": object.__new__, "_cls": cls, **{f"_set_{n}": getattr(cls, n).__set__ for n in names}}
-    exec(source, namespace)  # noqa: S102 - source built from the dataclass's own field names
-    return namespace["new"]
-
-
-_new_broadcast = _fast_constructor(Broadcast)  # a scrape builds one Broadcast per AMS record
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +285,7 @@ def _from_wire(wire: WireBroadcast) -> Broadcast | None:
     stream_id = _ident(stream_id)
     if not stream_id:
         return None
-    return _new_broadcast(
+    return Broadcast(
         stream_id, _word(status), _word(kind), _word(publish_type), _text(name), update or 0, start or 0,
         _ident(main_track), _id_tuple(subtracks), virtual, zombi is True, _text(origin), _float(speed),
         pending, hls, dash, webrtc, rtmp, received, bitrate,
@@ -320,7 +309,7 @@ def parse_broadcast(data: Any) -> Broadcast | None:
     update, start, pending, hls, dash, webrtc, rtmp, received, bitrate = [
         v if type(v) is int and -limit <= v < limit else _int(v) for v in map(get, _INT_KEYS)
     ]
-    return _new_broadcast(
+    return Broadcast(
         stream_id, _word(get("status")), _word(get("type")), _word(get("publishType")), _text(get("name")),
         update or 0, start or 0, _ident(get("mainTrackStreamId")), _id_tuple(get("subTrackStreamIds")),
         _bool(get("virtual")), get("zombi") is True, _text(get("originAdress")), _float(get("speed")),

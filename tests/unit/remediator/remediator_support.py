@@ -5,7 +5,7 @@ import copy
 import io
 import json
 import threading
-from dataclasses import replace
+from msgspec.structs import replace
 from pathlib import Path
 from typing import Any
 
