@@ -1,4 +1,4 @@
-"""Snapshot model of AMS data: frozen dataclasses parsed from AMS JSON, no I/O."""
+"""Snapshot model of AMS data: frozen records parsed from AMS JSON, no I/O."""
 
 from __future__ import annotations
 
