@@ -212,11 +212,11 @@ def verdicts(rows: list[dict]) -> list[str]:
     slope_text = ", ".join(f"{a['live']:,}→{b['live']:,}: {s:.1f}" for a, b, s in zip(sized, sized[1:], slopes))
     linear = (f"{word(max(slopes) <= 1.3 * min(slopes))} (marginal µs per broadcast {slope_text})"
               if len(slopes) > 1 else "not measured (needs three sizes)")
+    ratio_ok = word(all(r["ratio"] <= 1.3 for r in at_10k)) if at_10k else "not measured"
+    rss_ok = word(all(r["rss_mb"] <= 150 for r in at_10k)) if at_10k else "not measured"
     return [
-        f"- scrape ≤ 1.3 × floor at 10,000: {word(all(r['ratio'] <= 1.3 for r in at_10k)) if at_10k else 'not measured'}"
-        f" ({ratios}; other sizes, for reference: {others or 'none'})",
-        f"- peak RSS ≤ 150 MB at 10,000: {word(all(r['rss_mb'] <= 150 for r in at_10k)) if at_10k else 'not measured'}"
-        f" ({rss_text})",
+        f"- scrape ≤ 1.3 × floor at 10,000: {ratio_ok} ({ratios}; other sizes, for reference: {others or 'none'})",
+        f"- peak RSS ≤ 150 MB at 10,000: {rss_ok} ({rss_text})",
         f"- linear: {linear}",
     ]
 
