@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
@@ -17,8 +17,8 @@ from prometheus_client.metrics_core import Metric
 from exporter.ams_client import AmsClient
 from exporter.config import AmsServer
 from exporter.errors import AmsError, AmsUnavailableError
-from exporter.exposition import RowFamily, escape, escape_word
-from exporter.ghost import find_ghosts, heartbeat_period, is_main_track, stale_threshold
+from exporter.exposition import RowFamily, TextFamily, escape
+from exporter.ghost import find_ghosts, heartbeat_period, stale_threshold
 from exporter.model import AppSnapshot, Broadcast
 from exporter.stream_text import (
     INFO,
@@ -28,24 +28,19 @@ from exporter.stream_text import (
     STATUS,
     STREAM_COUNTERS,
     STREAM_GAUGES,
-    VIEWER_COUNTS,
-    VIEWER_PROTOCOLS,
     VIEWERS,
     PageText,
-    counter_value,
     ingest_zero_absent,
     main_track_text,
     prepare_page,
     render_page,
     room_member_text,
-    stream_value,
 )
 
 log = logging.getLogger(__name__)
 
 REASONS = ("unavailable", "auth", "malformed", "error")
 APP_LABELS = ("ams", "app")
-STREAM_LABELS = ("ams", "app", "stream_id")
 GRACE_SECONDS = 0.25  # on top of timeout_seconds: answer /metrics even if an app thread is stuck
 # Statuses always exported (zero-filled) for liveStream so rules never see "absent" for "none".
 COUNTED_STATUSES = ("broadcasting", "preparing", "terminated_unexpectedly", "created", "finished")
@@ -99,13 +94,6 @@ class StreamView:
     outcome: Outcome
     key: tuple[str, str]  # escaped (ams, app)
     pages: list[PageText]  # the selected streams' lines, page by page
-    zero_absent: bool  # v2.8.x: zero receivedBytes/bitrate mean 'never written', no series
-
-    @property
-    def streams(self) -> Iterator[tuple[tuple[str, str, str], Broadcast]]:
-        """(escaped ams, app, stream_id) and record of every selected stream, for the row path."""
-        ams, app = self.key
-        return (((ams, app, escape(b.stream_id)), b) for page in self.pages for b in page.streams)
 
 
 class AmsCollector:
@@ -208,14 +196,15 @@ def build_families(outcomes: list[Outcome], errors: dict[tuple[str, str, str], i
     collected = [o for o in outcomes if o.snapshot is not None]
     yield from _app_families(collected)
     views = [_stream_view(o) for o in collected]
-    yield _statuses(views)
-    for spec in STREAM_GAUGES:
-        yield _stream_gauge(views, *spec)
-    for spec in STREAM_COUNTERS:
-        yield _stream_counter(views, *spec)
-    yield _viewers(views)
+    yield _per_page(views, STATUS, "1 for the broadcast's current status (as AMS reports it).")
+    for name, documentation, *_ in STREAM_GAUGES:
+        yield _per_page(views, name, documentation)
+    for name, documentation, _ in STREAM_COUNTERS:
+        yield _per_page(views, name, documentation, "counter")
+    yield _per_page(views, VIEWERS, "Viewers by protocol (hlsViewerCount, dashViewerCount, webRTCViewerCount, "
+                    "rtmpViewerCount).")
     yield _main_tracks(views)
-    yield _infos(views)
+    yield _per_page(views, INFO, "Broadcast metadata: ingesting node (originAdress), type, publishType.")
     yield _room_member(views)
     yield _room_members(views)
 
@@ -321,113 +310,33 @@ def _stream_view(outcome: Outcome) -> StreamView:
     if len(prepared) != len(snap.prepared) or sum(len(p.items) for p in prepared) != len(snap.broadcasts):
         # No pages rendered while fetching, or records repeated across pages: render the unique records.
         streams = [b for b in snap.broadcasts if chosen(b)]
-        return StreamView(outcome, (ams, app), [render_page(ams, app, zero_absent, streams, streams)], zero_absent)
+        return StreamView(outcome, (ams, app), [render_page(ams, app, zero_absent, streams, streams)])
     pages = [page if not any(map(chosen, page.undecided))
              else render_page(ams, app, zero_absent, page.items, [b for b in page.items if chosen(b)])
              for page in prepared]  # a page re-renders only when a room made one of its records count
-    return StreamView(outcome, (ams, app), pages, zero_absent)
+    return StreamView(outcome, (ams, app), pages)
 
 
-def _text_source(views: list[StreamView], family: str):
-    """The pre-rendered lines of one per-page family, page by page."""
-    index = PAGE_FAMILIES.index(family)
-    return lambda: (page.texts[index] for view in views for page in view.pages)
-
-
-def _statuses(views: list[StreamView]) -> Metric:
-    """antmedia_broadcast_status{ams,app,stream_id,status} 1."""
-    return RowFamily(STATUS, "1 for the broadcast's current status (as AMS reports it).",
-                     (*STREAM_LABELS, "status"),
-                     source=lambda: (((*key, escape_word(b.status)), 1.0) for view in views for key, b in view.streams),
-                     text=_text_source(views, STATUS))
-
-
-def _stream_gauge(views: list[StreamView], name: str, documentation: str, attr: str, divisor: int,
-                  positive: bool) -> Metric:
-    """A per-stream gauge from one Broadcast attribute (table-driven)."""
-
-    def rows() -> Iterator:
-        """Rows produced on demand, never all held at once."""
-        for view in views:
-            for key, b in view.streams:
-                value = stream_value(b, attr, divisor, positive, view.zero_absent)
-                if value is not None:
-                    yield key, value
-
-    return RowFamily(name, documentation, STREAM_LABELS, source=rows, text=_text_source(views, name))
-
-
-def _stream_counter(views: list[StreamView], name: str, documentation: str, attr: str) -> Metric:
-    """A per-stream counter from one Broadcast attribute."""
-
-    def rows() -> Iterator:
-        """Rows produced on demand, never all held at once."""
-        for view in views:
-            for key, b in view.streams:
-                value = counter_value(b, attr, view.zero_absent)
-                if value is not None:
-                    yield key, value
-
-    return RowFamily(name, documentation, STREAM_LABELS, typ="counter", source=rows, text=_text_source(views, name))
-
-
-def _viewers(views: list[StreamView]) -> Metric:
-    """antmedia_broadcast_viewers{ams,app,stream_id,protocol}."""
-
-    def rows() -> Iterator:
-        """Rows produced on demand, never all held at once."""
-        for view in views:
-            for key, b in view.streams:
-                for protocol, value in zip(VIEWER_PROTOCOLS, VIEWER_COUNTS(b)):
-                    if value is not None and value >= 0:
-                        yield (*key, protocol), value
-
-    return RowFamily(VIEWERS, "Viewers by protocol (hlsViewerCount, dashViewerCount, "
-                     "webRTCViewerCount, rtmpViewerCount).", (*STREAM_LABELS, "protocol"), source=rows,
-                     text=_text_source(views, VIEWERS))
+def _per_page(views: list[StreamView], name: str, documentation: str, typ: str = "gauge") -> Metric:
+    """A per-stream family whose lines were rendered page by page (stream_text.PAGE_FAMILIES)."""
+    index = PAGE_FAMILIES.index(name)
+    return TextFamily(name, documentation, lambda: (page.texts[index] for view in views for page in view.pages), typ)
 
 
 def _main_tracks(views: list[StreamView]) -> Metric:
     """antmedia_broadcast_main_track{ams,app,stream_id}: 1 for a room, 0 for a publisher."""
 
-    def rows() -> Iterator:
-        """Rows produced on demand, never all held at once."""
-        for view in views:
-            rooms = view.outcome.snapshot.rooms
-            for key, b in view.streams:
-                yield key, (1.0 if is_main_track(b, rooms) else 0.0)
-
-    def text() -> Iterator[str]:
+    def text() -> Iterator[bytes]:
         """Checked after the last page: it needs every room."""
         return (main_track_text(page, view.outcome.snapshot.rooms) for view in views for page in view.pages)
 
-    return RowFamily(MAIN_TRACK, "1 if the broadcast is a room's main track, 0 if it is "
-                     "a publisher.", STREAM_LABELS, source=rows, text=text)
-
-
-def _infos(views: list[StreamView]) -> Metric:
-    """antmedia_broadcast_info{ams,app,stream_id,origin,type,publish_type} 1."""
-    return RowFamily(INFO, "Broadcast metadata: ingesting node (originAdress), type, "
-                     "publishType.", (*STREAM_LABELS, "origin", "type", "publish_type"),
-                     source=lambda: (((*key, escape_word(b.origin), escape_word(b.type), escape_word(b.publish_type)),
-                                      1.0) for view in views for key, b in view.streams),
-                     text=_text_source(views, INFO))
+    return TextFamily(MAIN_TRACK, "1 if the broadcast is a room's main track, 0 if it is a publisher.", text)
 
 
 def _room_member(views: list[StreamView]) -> Metric:
     """antmedia_room_member{ams,app,room,stream_id} 1 while listed in the room."""
-
-    def rows() -> Iterator:
-        """Rows produced while rendering, never all held at once."""
-        for view in views:
-            for room, members in sorted(view.outcome.snapshot.rooms.items()):
-                room_text = escape(room)
-                for stream_id in sorted(members):
-                    yield (*view.key, room_text, escape(stream_id)), 1.0
-
-    return RowFamily(ROOM_MEMBER, "1 while the stream is listed as a member of the room "
-                     "(any room model).", (*APP_LABELS, "room", "stream_id"), source=rows,
-                     text=lambda: (room_member_text(*view.key, view.outcome.snapshot.rooms) for view in views))
+    return TextFamily(ROOM_MEMBER, "1 while the stream is listed as a member of the room (any room model).",
+                      lambda: (room_member_text(*view.key, view.outcome.snapshot.rooms) for view in views))
 
 
 def _room_members(views: list[StreamView]) -> Metric:

@@ -1,10 +1,11 @@
-"""Row-based metric families and a fast text-format (0.0.4) renderer, byte-identical to generate_latest.
+"""Metric families for the collector and a fast text-format (0.0.4) renderer, byte-identical to generate_latest.
 
 Per-stream families hold ~150k samples at 10k broadcasts. Building a Sample and a label dict per
 sample, then re-escaping and re-sorting every label in generate_latest, costs about ten times the
-AMS fetch itself. Rows keep label values escaped once per scrape, Samples are materialised only for
-generic consumers (tests, generate_latest), and each family renders from one precompiled template;
-label sets shared by many families (ams, app, stream_id) are rendered once per scrape.
+AMS fetch itself. So a family is either rows of escaped label values rendered from one precompiled
+template (RowFamily: per-app families), or lines rendered beforehand (TextFamily: per-stream
+families, see stream_text). Samples are materialised only for generic consumers (tests,
+generate_latest).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from itertools import islice
 
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
@@ -56,22 +58,15 @@ class RowFamily(Metric):
     """A gauge or counter family stored as (escaped label values, value) rows.
 
     Rows are either appended with add() or produced on demand by `source` (a callable returning a
-    fresh iterable), so per-stream families never hold all their rows in memory at once.
-    shared_labels marks families whose label tuples recur across families (per-stream keys),
-    so the renderer formats each such label set once per scrape. `text`, when given, returns the
-    family's sample lines already rendered (in str or UTF-8 pieces); the renderer uses it instead of the rows,
-    which stay the reference for samples and generate_latest.
+    fresh iterable), so a large family never holds all its rows in memory at once.
     """
 
     def __init__(self, name: str, documentation: str, label_names: Sequence[str], typ: str = "gauge",
-                 shared_labels: bool = False, source: Callable[[], Iterable[Row]] | None = None,
-                 text: Callable[[], Iterable[str | bytes]] | None = None):
+                 source: Callable[[], Iterable[Row]] | None = None):
         super().__init__(name, documentation, typ)
         self.label_names = tuple(label_names)
         self.sample_name = f"{name}_total" if typ == "counter" else name
-        self.shared_labels = shared_labels
         self._source = source
-        self.text = text
         self._rows: list[Row] = []
 
     @property
@@ -95,6 +90,39 @@ class RowFamily(Metric):
         self._rows.append((tuple(escape(v) for v in values), value))
 
 
+class TextFamily(Metric):
+    """A gauge or counter family whose sample lines come already rendered, in str or UTF-8 pieces.
+
+    The per-stream families are rendered page by page while AMS is still answering; that text is
+    their only rendering. `samples`, for generic consumers (tests, generate_latest), are parsed
+    back from it by prometheus_client's own parser.
+    """
+
+    def __init__(self, name: str, documentation: str, text: Callable[[], Iterable[str | bytes]],
+                 typ: str = "gauge"):
+        super().__init__(name, documentation, typ)
+        self.sample_name = f"{name}_total" if typ == "counter" else name
+        self.text = text
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The rendered lines parsed back into Samples."""
+        text = "".join(piece.decode() if type(piece) is bytes else piece for piece in self.text())
+        parsed = list(text_string_to_metric_families(_head(self) + text))
+        return [Sample(s.name, s.labels, s.value) for family in parsed for s in family.samples]
+
+    @samples.setter
+    def samples(self, value) -> None:
+        """Metric.__init__ assigns []; the text is the storage."""
+
+
+def _head(family: RowFamily | TextFamily) -> str:
+    """A family's HELP and TYPE lines."""
+    help_text = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
+    name = family.sample_name
+    return f"# HELP {name} {help_text}\n# TYPE {name} {family.type}\n"
+
+
 class _One:
     """A one-metric collector, to hand a foreign family to generate_latest."""
 
@@ -107,11 +135,10 @@ class _One:
 
 
 class _Renderer:
-    """Per-scrape caches: number formatting and shared label texts."""
+    """Per-scrape cache of number formatting."""
 
     def __init__(self):
         self.numbers: dict[float, str] = {}
-        self.label_texts: dict[tuple[str, ...], dict[tuple[str, ...], str]] = {}
 
     def number(self, value: float) -> str:
         """floatToGoString, remembered (most values repeat: 1, counts); zeros are not, as 0 == -0.0."""
@@ -120,26 +147,16 @@ class _Renderer:
             self.numbers[value] = text
         return text
 
-    def family(self, family: RowFamily) -> Iterator[str | bytes]:
+    def family(self, family: RowFamily) -> Iterator[str]:
         """One RowFamily in text format, in chunks of CHUNK_ROWS lines; labels sorted like generate_latest."""
-        help_text = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
-        name = family.sample_name
-        head = f"# HELP {name} {help_text}\n# TYPE {name} {family.type}\n"
-        if family.text is not None:
-            yield head
-            yield from (piece for piece in family.text() if piece)
-            return
+        name, head = family.sample_name, _head(family)
         numbers, number = self.numbers, self.number
         labels = _label_formatter(family.label_names)
-        texts = self.label_texts.setdefault(family.label_names, {}) if family.shared_labels else None
         rows = iter(family.rows)
         while True:
             chunk = list(islice(rows, CHUNK_ROWS))
             if not family.label_names:
                 lines = [f"{name} {numbers.get(v) or number(v)}\n" for _, v in chunk]
-            elif texts is not None:
-                lines = [f"{name}{{{texts.get(k) or texts.setdefault(k, labels(k))}}} "
-                         f"{numbers.get(v) or number(v)}\n" for k, v in chunk]
             else:
                 lines = [f"{name}{{{labels(k)}}} {numbers.get(v) or number(v)}\n" for k, v in chunk]
             yield head + "".join(lines)
@@ -167,9 +184,12 @@ def render(metrics: Iterable[Metric]) -> Iterator[bytes]:
     """Text exposition, one chunk per family, so a large scrape never sits in memory twice."""
     renderer = _Renderer()
     for metric in metrics:
-        if isinstance(metric, RowFamily):
+        if isinstance(metric, TextFamily):
+            yield _head(metric).encode()
+            yield from (piece if type(piece) is bytes else piece.encode() for piece in metric.text() if piece)
+        elif isinstance(metric, RowFamily):
             for text in renderer.family(metric):
-                yield text if type(text) is bytes else text.encode()
+                yield text.encode()
         else:
             yield generate_latest(_One(metric))
 

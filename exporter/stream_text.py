@@ -6,7 +6,8 @@ depends on every page (which records are rooms or room members) waits for the la
 is re-rendered only if a room made one of its other records count, and its main-track lines only
 if one of its publishers turns out to be a room.
 
-The text is byte-identical to generate_latest over the collector's row families (tested).
+This text is the per-stream families' only rendering (the collector wraps it in TextFamily).
+Tests check it against generate_latest (format) and against the README's rules (values).
 """
 
 from __future__ import annotations
@@ -55,16 +56,6 @@ PAGE_FAMILIES = (STATUS, *(g[0] for g in STREAM_GAUGES), *(c[0] for c in STREAM_
 def ingest_zero_absent(version: AmsVersion) -> bool:
     """True where a zero receivedBytes/bitrate means 'never written' (v2.8.x) and gets no series."""
     return not version.writes_ingest_counters
-
-
-def stream_value(b: Broadcast, attr: str, divisor: int, positive: bool, zero_absent: bool):
-    """A per-stream number in base units, or None when that stream has no such series."""
-    value = getattr(b, attr)
-    if value is None or (positive and value <= 0):
-        return None
-    if zero_absent and attr in INGEST_COUNTERS and value == 0:
-        return None
-    return value / divisor if divisor != 1 else value  # ms / 1000 is exact, ms * 0.001 is not
 
 
 def counter_value(b: Broadcast, attr: str, zero_absent: bool):
@@ -136,7 +127,11 @@ def _status_text(prefix: str, streams: Sequence[Broadcast], ids: list[str]) -> s
 
 
 def _gauge_text(streams, labels, numbers: _Numbers, spec, zero_absent: bool) -> str:
-    """One per-stream gauge family's lines (stream_value's rules, inlined: 60k values per scrape)."""
+    """One per-stream gauge family's lines, in base units (value / divisor; ms / 1000 is exact).
+
+    No line for a value that is None, not positive where the spec says so (timestamps), or a zero
+    ingest counter that v2.8.x never writes.
+    """
     name, _, attr, divisor, positive = spec
     value_of = attrgetter(attr)
     drop_zero = zero_absent and attr in INGEST_COUNTERS

@@ -6,7 +6,7 @@ import json
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from prometheus_client.utils import floatToGoString
@@ -24,6 +24,7 @@ from exporter.model import (
     parse_broadcast_page,
     parse_version,
 )
+from exporter.ghost import is_main_track
 from exporter.stream_text import _ms_text, prepare_page
 from fakeams import FakeAms, fixture, make_server
 
@@ -120,10 +121,21 @@ stream_records = st.fixed_dictionaries({"streamId": ids}, optional={
                                 "bitrate")}})
 
 
+EDGE_RECORD = {"streamId": "s1", "status": "broadcasting", "receivedBytes": -3, "hlsViewerCount": -1,
+               "dashViewerCount": 2, "webRTCViewerCount": None, "rtmpViewerCount": 0, "speed": -0.5,
+               "pendingPacketSize": -2, "bitrate": 800, "startTime": 1709200000456, "updateTime": 1709200303120}
+
+
 @settings(max_examples=150, deadline=None)
 @given(page=st.one_of(st.lists(stream_records, max_size=8, unique_by=lambda r: r["streamId"]),
                       st.lists(stream_records, max_size=8)), cut=st.integers(0, 8), version=st.sampled_from(["2.8.2", "3.0.0"]),
        conference=st.lists(st.tuples(ids, st.lists(ids, max_size=2).map(tuple)), max_size=2))
+# The rules' edges, every time: negative counts and counters, zero ingest counters on both versions,
+# a room that is only a conference room, a heartbeat before the epoch-ms range.
+@example(page=[EDGE_RECORD, {**EDGE_RECORD, "streamId": "s2", "receivedBytes": 0, "bitrate": 0, "updateTime": 5, "webRTCViewerCount": 1}],
+         cut=1, version="2.8.2", conference=[("s1", ("s3",))])
+@example(page=[EDGE_RECORD, {**EDGE_RECORD, "streamId": "s2", "receivedBytes": 0, "bitrate": 0, "updateTime": 5, "webRTCViewerCount": 1}],
+         cut=1, version="3.0.0", conference=[])
 def test_page_rendering_is_byte_identical_to_generate_latest(page, cut, version, conference):
     """Lines rendered page by page (with rooms, repeats and re-rendered pages) equal the rows' generate_latest."""
     parsed, _ = parse_broadcast_page(page)
@@ -142,10 +154,42 @@ def test_page_rendering_is_byte_identical_to_generate_latest(page, cut, version,
             return families
 
     assert render_bytes(families) == generate_latest(Fixed())
-    listed = [b.stream_id for b in snapshot.broadcasts if b.live_status or b.joined_room
+    listed = [b for b in snapshot.broadcasts if b.live_status or b.joined_room
               or b.stream_id in snapshot.members or b.stream_id in snapshot.rooms]
     status = next(f for f in families if f.name == "antmedia_broadcast_status")
-    assert [sample.labels["stream_id"] for sample in status.samples] == listed
+    assert [sample.labels["stream_id"] for sample in status.samples] == [b.stream_id for b in listed]
+    served = {(s.name, tuple(sorted(s.labels.items())), s.value) for f in families
+              if f.name.startswith("antmedia_broadcast_") for s in f.samples}
+    assert served == expected_stream_samples(listed, snapshot.rooms, zero_absent=version == "2.8.2")
+
+
+def expected_stream_samples(streams, rooms, zero_absent: bool) -> set:
+    """The per-stream samples, straight from the README's rules (an oracle for the page renderer)."""
+    out = set()
+
+    def add(name, b, value, **extra):
+        labels = {"ams": "main", "app": "WebRTCAppEE", "stream_id": b.stream_id, **extra}
+        out.add((name, tuple(sorted(labels.items())), float(value)))
+
+    for b in streams:
+        add("antmedia_broadcast_status", b, 1, status=b.status)
+        add("antmedia_broadcast_info", b, 1, origin=b.origin, type=b.type, publish_type=b.publish_type)
+        add("antmedia_broadcast_main_track", b, 1 if is_main_track(b, rooms) else 0)
+        for name, ms in (("last_update", b.update_time_ms), ("start", b.start_time_ms)):
+            if ms > 0:
+                add(f"antmedia_broadcast_{name}_timestamp_seconds", b, ms / 1000)
+        if b.speed is not None:
+            add("antmedia_broadcast_speed_ratio", b, b.speed)
+        if b.pending_packets is not None:
+            add("antmedia_broadcast_pending_packets", b, b.pending_packets)
+        if b.bitrate is not None and not (zero_absent and b.bitrate == 0):
+            add("antmedia_broadcast_bitrate_bytes_per_second", b, b.bitrate / 8)
+        if b.received_bytes is not None and b.received_bytes >= 0 and not (zero_absent and b.received_bytes == 0):
+            add("antmedia_broadcast_received_bytes_total", b, b.received_bytes)
+        for protocol, count in b.viewers.items():
+            if count is not None and count >= 0:
+                add("antmedia_broadcast_viewers", b, count, protocol=protocol)
+    return out
 
 
 @given(ms=st.integers(10**12, 10**13 - 1))
