@@ -54,7 +54,33 @@ def unescape(value: str) -> str:
     return _UNESCAPE_RE.sub(lambda m: _UNESCAPES.get(m.group(1), m.group(0)), value) if "\\" in value else value
 
 
-class RowFamily(Metric):
+class _Family(Metric):
+    """What both kinds of family share: the sample name, the HELP/TYPE head, samples made on demand."""
+
+    def __init__(self, name: str, documentation: str, typ: str):
+        super().__init__(name, documentation, typ)
+        self.sample_name = f"{name}_total" if typ == "counter" else name
+
+    def head(self) -> str:
+        """The HELP and TYPE lines."""
+        help_text = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        return f"# HELP {self.sample_name} {help_text}\n# TYPE {self.sample_name} {self.type}\n"
+
+    @property
+    def samples(self) -> list[Sample]:
+        """Samples for generic consumers (tests, generate_latest); the fast renderer never asks."""
+        return self._samples()
+
+    @samples.setter
+    def samples(self, value) -> None:
+        """Metric.__init__ assigns []; each kind keeps its own storage."""
+
+    def _samples(self) -> list[Sample]:
+        """Each kind builds them from its storage."""
+        raise NotImplementedError
+
+
+class RowFamily(_Family):
     """A gauge or counter family stored as (escaped label values, value) rows.
 
     Rows are either appended with add() or produced on demand by `source` (a callable returning a
@@ -65,7 +91,6 @@ class RowFamily(Metric):
                  source: Callable[[], Iterable[Row]] | None = None):
         super().__init__(name, documentation, typ)
         self.label_names = tuple(label_names)
-        self.sample_name = f"{name}_total" if typ == "counter" else name
         self._source = source
         self._rows: list[Row] = []
 
@@ -74,53 +99,34 @@ class RowFamily(Metric):
         """The rows (a fresh iterable on each access when a source was given)."""
         return self._source() if self._source is not None else self._rows
 
-    @property
-    def samples(self) -> list[Sample]:
-        """Samples built on demand with unescaped label values (the fast renderer never asks)."""
+    def _samples(self) -> list[Sample]:
+        """Samples with unescaped label values."""
         names, sample_name = self.label_names, self.sample_name
         return [Sample(sample_name, {k: unescape(v) for k, v in zip(names, values)}, value)
                 for values, value in self.rows]
-
-    @samples.setter
-    def samples(self, value) -> None:
-        """Metric.__init__ assigns []; rows are the storage."""
 
     def add(self, values: tuple[str, ...], value: float) -> None:
         """Append one sample; values are raw label values in label_names order (escaped here)."""
         self._rows.append((tuple(escape(v) for v in values), value))
 
 
-class TextFamily(Metric):
+class TextFamily(_Family):
     """A gauge or counter family whose sample lines come already rendered, in str or UTF-8 pieces.
 
     The per-stream families are rendered page by page while AMS is still answering; that text is
-    their only rendering. `samples`, for generic consumers (tests, generate_latest), are parsed
-    back from it by prometheus_client's own parser.
+    their only rendering. Its samples are parsed back from it by prometheus_client's own parser.
     """
 
     def __init__(self, name: str, documentation: str, text: Callable[[], Iterable[str | bytes]],
                  typ: str = "gauge"):
         super().__init__(name, documentation, typ)
-        self.sample_name = f"{name}_total" if typ == "counter" else name
         self.text = text
 
-    @property
-    def samples(self) -> list[Sample]:
+    def _samples(self) -> list[Sample]:
         """The rendered lines parsed back into Samples."""
         text = "".join(piece.decode() if type(piece) is bytes else piece for piece in self.text())
-        parsed = list(text_string_to_metric_families(_head(self) + text))
+        parsed = list(text_string_to_metric_families(self.head() + text))
         return [Sample(s.name, s.labels, s.value) for family in parsed for s in family.samples]
-
-    @samples.setter
-    def samples(self, value) -> None:
-        """Metric.__init__ assigns []; the text is the storage."""
-
-
-def _head(family: RowFamily | TextFamily) -> str:
-    """A family's HELP and TYPE lines."""
-    help_text = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
-    name = family.sample_name
-    return f"# HELP {name} {help_text}\n# TYPE {name} {family.type}\n"
 
 
 class _One:
@@ -149,7 +155,7 @@ class _Renderer:
 
     def family(self, family: RowFamily) -> Iterator[str]:
         """One RowFamily in text format, in chunks of CHUNK_ROWS lines; labels sorted like generate_latest."""
-        name, head = family.sample_name, _head(family)
+        name, head = family.sample_name, family.head()
         numbers, number = self.numbers, self.number
         labels = _label_formatter(family.label_names)
         rows = iter(family.rows)
@@ -185,7 +191,7 @@ def render(metrics: Iterable[Metric]) -> Iterator[bytes]:
     renderer = _Renderer()
     for metric in metrics:
         if isinstance(metric, TextFamily):
-            yield _head(metric).encode()
+            yield metric.head().encode()
             yield from (piece if type(piece) is bytes else piece.encode() for piece in metric.text() if piece)
         elif isinstance(metric, RowFamily):
             for text in renderer.family(metric):

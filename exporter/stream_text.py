@@ -58,7 +58,7 @@ def ingest_zero_absent(version: AmsVersion) -> bool:
     return not version.writes_ingest_counters
 
 
-def counter_value(b: Broadcast, attr: str, zero_absent: bool):
+def _counter_value(b: Broadcast, attr: str, zero_absent: bool):
     """A per-stream counter value, or None (negative values are junk for a counter)."""
     value = getattr(b, attr)
     if value is None or value < 0 or (zero_absent and attr in INGEST_COUNTERS and value == 0):
@@ -166,7 +166,7 @@ def _counter_text(streams, labels, numbers: _Numbers, spec, zero_absent: bool) -
     name, _, attr = spec
     lines = []
     for b, label in zip(streams, labels):
-        value = counter_value(b, attr, zero_absent)
+        value = _counter_value(b, attr, zero_absent)
         if value is not None:
             lines.append(f"{name}_total{{{label}}} {numbers[value]}\n")
     return "".join(lines)
