@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from exporter.collector import AmsCollector  # noqa: E402
-from exporter.config import AmsServer  # noqa: E402
+from ams.server import AmsServer  # noqa: E402
 from exporter.exposition import render  # noqa: E402
 from exporter.web import _gzip  # noqa: E402
 from results import machine, write_section  # noqa: E402  (bench/ is the script's folder)

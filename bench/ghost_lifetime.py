@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from exporter.config import DEFAULT_STALE_HEARTBEATS  # noqa: E402
+from ams.server import DEFAULT_STALE_HEARTBEATS  # noqa: E402
 from simulator import AmsVersion  # noqa: E402
 from stack.conference import is_removed, start_populated, wait_members_seen, wait_removed  # noqa: E402
 from stack.runner import StackOptions  # noqa: E402

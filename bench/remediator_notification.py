@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 import waitress.server  # noqa: E402
 
-from exporter.config import AmsServer  # noqa: E402
+from ams.server import AmsServer  # noqa: E402
 from remediator.app import create_app  # noqa: E402
 from remediator.audit import AuditLog  # noqa: E402
 from remediator.config import Settings, parse_remediator  # noqa: E402

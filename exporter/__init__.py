@@ -1,1 +1,1 @@
-"""Ant Media Server exporter: AMS REST client, snapshot model, ghost predicate, Prometheus collector."""
+"""Prometheus exporter for AMS: a collect-on-scrape collector over the AMS layer, and its HTTP server."""

@@ -10,7 +10,7 @@ import sys
 from waitress.server import create_server
 
 from exporter.collector import AmsCollector
-from exporter.config import Config, ConfigError, load_config, split_listen_address
+from service.config import Config, ConfigError, load_config, split_listen_address
 from exporter.web import create_app
 
 log = logging.getLogger("exporter")

@@ -7,19 +7,18 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from functools import partial
 
 from prometheus_client.metrics_core import Metric
 
-from exporter.ams_client import AmsClient
-from exporter.config import AmsServer
-from exporter.errors import AmsError, AmsUnavailableError
+from ams.client import AmsClient
+from ams.server import AmsServer
+from ams.errors import AmsError, AmsUnavailableError
 from exporter.exposition import RowFamily, TextFamily, escape
-from exporter.ghost import find_ghosts, heartbeat_period, stale_threshold
-from exporter.model import AppSnapshot, Broadcast
+from ams.ghost import find_ghosts, heartbeat_period, stale_threshold
+from ams.model import AppSnapshot, Broadcast
 from exporter.stream_text import (
     INFO,
     MAIN_TRACK,
@@ -32,7 +31,6 @@ from exporter.stream_text import (
     PageText,
     ingest_zero_absent,
     main_track_text,
-    prepare_page,
     render_page,
     room_member_text,
 )
@@ -155,8 +153,7 @@ class AmsCollector:
         """One app's snapshot; every failure becomes an Outcome so /metrics never fails."""
         started = self._timer()
         try:
-            prepare = partial(prepare_page, escape(server.name), escape(app))
-            snapshot, error = self.clients[server.name].snapshot(app, deadline, prepare=prepare), None
+            snapshot, error = self.clients[server.name].snapshot(app, deadline), None
         except AmsError as exc:
             snapshot, error = None, exc
         except Exception as exc:  # noqa: BLE001 - a bug must cost one app's data, not the scrape
@@ -306,15 +303,8 @@ def _stream_view(outcome: Outcome) -> StreamView:
         """The selection, now that every room is known."""
         return b.live_status or b.stream_id in members or b.stream_id in rooms or bool(b.joined_room)
 
-    prepared = [p for p in snap.prepared if isinstance(p, PageText)]
-    if len(prepared) != len(snap.prepared) or sum(len(p.items) for p in prepared) != len(snap.broadcasts):
-        # No pages rendered while fetching, or records repeated across pages: render the unique records.
-        streams = [b for b in snap.broadcasts if chosen(b)]
-        return StreamView(outcome, (ams, app), [render_page(ams, app, zero_absent, streams, streams)])
-    pages = [page if not any(map(chosen, page.undecided))
-             else render_page(ams, app, zero_absent, page.items, [b for b in page.items if chosen(b)])
-             for page in prepared]  # a page re-renders only when a room made one of its records count
-    return StreamView(outcome, (ams, app), pages)
+    streams = [b for b in snap.broadcasts if chosen(b)]
+    return StreamView(outcome, (ams, app), [render_page(ams, app, zero_absent, streams, streams)])
 
 
 def _per_page(views: list[StreamView], name: str, documentation: str, typ: str = "gauge") -> Metric:

@@ -19,8 +19,8 @@ from operator import attrgetter
 from prometheus_client.utils import floatToGoString
 
 from exporter.exposition import escape, escape_word
-from exporter.ghost import is_main_track
-from exporter.model import LIVE_STATUSES, AmsVersion, Broadcast
+from ams.ghost import is_main_track
+from ams.model import AmsVersion, Broadcast
 
 STATUS = "antmedia_broadcast_status"
 VIEWERS = "antmedia_broadcast_viewers"
@@ -89,18 +89,6 @@ class _Numbers(dict):
     def __missing__(self, value: float) -> str:
         text = self[value] = floatToGoString(value)
         return text
-
-
-def prepare_page(ams: str, app: str, version: AmsVersion, items: Sequence[Broadcast]) -> PageText:
-    """A page's lines for the records selected without room data (ams, app already escaped)."""
-    streams, undecided = [], []
-    for b in items:
-        # Listed whatever the rooms are: b.live_status or b.joined_room, spelled out (once per record).
-        if b.status in LIVE_STATUSES or (b.main_track_id and b.status != "finished"):
-            streams.append(b)
-        else:
-            undecided.append(b)
-    return render_page(ams, app, ingest_zero_absent(version), items, streams, tuple(undecided))
 
 
 def render_page(ams: str, app: str, zero_absent: bool, items: Sequence[Broadcast], streams: Sequence[Broadcast],

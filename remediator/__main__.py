@@ -7,7 +7,7 @@ import sys
 
 from prometheus_client import disable_created_metrics
 
-from exporter.config import split_listen_address
+from service.config import split_listen_address
 from remediator.config import ConfigError, Settings, load_settings
 
 __all__ = ["main", "parse_args"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from exporter.config import AmsServer, ConfigError, load_config, split_listen_address
+from service.config import AmsServer, ConfigError, load_config, split_listen_address
 
 __all__ = [
     "Caps", "BlastRadius", "Filters", "RemediatorConfig", "Settings", "ConfigError",

@@ -1,4 +1,4 @@
-"""Per-AMS revalidation and eviction, through the exporter's AMS client."""
+"""Per-AMS revalidation and eviction, through the AMS layer's client and ghost predicate."""
 from __future__ import annotations
 
 import threading
@@ -6,15 +6,49 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from exporter import ghost
-from exporter.errors import AmsAuthError, AmsError, AmsUnavailableError
-from exporter.config import AmsServer
-from exporter.ams_client import Revalidation
-from exporter.model import Fetched, Result
+from ams import ghost
+from ams.client import AmsClient
+from ams.errors import AmsAuthError, AmsError, AmsUnavailableError
+from ams.model import AmsVersion, Broadcast, Fetched, Result
+from ams.server import AmsServer
 from remediator.metrics import RemediatorMetrics
 from remediator.outcomes import Decided
 
-__all__ = ["Calls", "Revalidator", "Target"]
+__all__ = ["Calls", "Revalidation", "Revalidator", "Target", "revalidate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Revalidation:
+    """A fresh look at one broadcast: the verdict, the record, and the rooms it is in."""
+
+    verdict: ghost.Verdict
+    broadcast: Broadcast | None
+    server_time: float | None
+    rooms: tuple[str, ...]
+
+
+def revalidate(client: AmsClient, app: str, stream_id: str, room: str | None = None,
+               stale_after_seconds: float | None = None) -> Revalidation:
+    """Fresh GET plus room checks on AMS, judged by the shared ghost predicate."""
+    fetched = client.get_broadcast(app, stream_id)
+    b = fetched.broadcast
+    if b is None:
+        return Revalidation(ghost.Verdict(False, "not_found"), None, fetched.server_time, ())
+    version = client.version(app)
+    candidates = {r for r in (b.main_track_id, room) if r and r != stream_id}
+    listed = tuple(sorted(r for r in candidates if stream_id in client.get_room_members(app, r)))
+    rooms = tuple(sorted(set(listed) | ({b.main_track_id} - {"", stream_id})))
+    main_ids = {stream_id} if _is_room(client, app, stream_id, version) else ()
+    stale = stale_after_seconds if stale_after_seconds is not None else ghost.stale_threshold(client.server, version)
+    verdict = ghost.ghost_verdict(b, fetched.server_time, stale, listed, main_ids)
+    return Revalidation(verdict, b, fetched.server_time, rooms)
+
+
+def _is_room(client: AmsClient, app: str, stream_id: str, version: AmsVersion) -> bool:
+    """True when stream_id has room members or a ConferenceRoom record of that id exists."""
+    if client.get_room_members(app, stream_id):
+        return True
+    return version.has_conference_rooms and client.conference_room(app, stream_id) is not None
 
 
 def _result_kind(value: Any) -> str:
@@ -103,8 +137,8 @@ class Revalidator:
     def revalidate(self, app: str, stream: str, label_room: str | None, calls: Calls) -> Target:
         """Fresh GET, rooms and the shared ghost predicate, judged on AMS's clock (HTTP Date)."""
         version = calls.run("get", "version", self.client.version, app)
-        # The client applies exporter.ghost with the threshold the exporter publishes for the rule.
-        check = calls.run("get", f"revalidate {stream}", self.client.revalidate, app, stream, label_room)
+        # The same predicate and threshold as the exporter publishes for the rule.
+        check = calls.run("get", f"revalidate {stream}", revalidate, self.client, app, stream, label_room)
         verdict = check.verdict
         if check.broadcast is None:
             raise Decided("skipped", "not_found", "AMS has no such broadcast")

@@ -6,7 +6,7 @@ from typing import Callable
 
 import httpx
 
-from exporter.ams_client import AmsClient
+from ams.client import AmsClient
 from remediator.actions import Remediator
 from remediator.app import Deps
 from remediator.audit import AuditLog, open_audit_log

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from werkzeug.test import Client
 
-from exporter.ams_client import AmsClient
+from ams.client import AmsClient
 from exporter.collector import AmsCollector
 from exporter.exposition import render_bytes
 from exporter.web import create_app

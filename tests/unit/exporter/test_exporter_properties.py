@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from prometheus_client.utils import floatToGoString
 
-from exporter.ams_client import AmsClient
+from ams.client import AmsClient
 from exporter.collector import AmsCollector
 from exporter.exposition import RowFamily, render_bytes
 from exporter.collector import Outcome, build_families
-from exporter.model import (
+from ams.model import (
     AppSnapshot,
     WireBroadcast,
     build_rooms,
@@ -24,8 +24,8 @@ from exporter.model import (
     parse_broadcast_page,
     parse_version,
 )
-from exporter.ghost import is_main_track
-from exporter.stream_text import _ms_text, prepare_page
+from ams.ghost import is_main_track
+from exporter.stream_text import _ms_text
 from fakeams import FakeAms, fixture, make_server
 
 FIELDS = ["streamId", "status", "type", "publishType", "name", "updateTime", "startTime", "mainTrackStreamId",
@@ -140,13 +140,11 @@ def test_page_rendering_is_byte_identical_to_generate_latest(page, cut, version,
     """Lines rendered page by page (with rooms, repeats and re-rendered pages) equal the rows' generate_latest."""
     parsed, _ = parse_broadcast_page(page)
     ams_version = parse_version({"versionName": version})
-    prepared = tuple(prepare_page("main", "WebRTCAppEE", ams_version, part) for part in (parsed[:cut], parsed[cut:]))
     unique: dict = {}
     for b in parsed:
         unique.setdefault(b.stream_id, b)
     snapshot = AppSnapshot(app="WebRTCAppEE", version=ams_version, server_time=1.8e9,
-                           broadcasts=tuple(unique.values()), rooms=build_rooms(unique.values(), conference),
-                           prepared=prepared)
+                           broadcasts=tuple(unique.values()), rooms=build_rooms(unique.values(), conference))
     families = list(build_families([Outcome(make_server(), "WebRTCAppEE", snapshot, None, 0.0)], {}))
 
     class Fixed:

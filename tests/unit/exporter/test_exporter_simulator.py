@@ -7,7 +7,8 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.ams_client import AmsAuthError, AmsClient
+from remediator.revalidation import revalidate
+from ams.client import AmsAuthError, AmsClient
 from exporter.collector import AmsCollector
 from fakeams import make_server
 
@@ -70,14 +71,14 @@ def test_revalidate_and_evict_frees_the_stream_id(world):
     sim, clock = world
     clock.advance(10)
     with AmsClient(make_server(url=sim.url, heartbeat_seconds=1.0)) as client:
-        check = client.revalidate(APP, "bob")
+        check = revalidate(client, APP, "bob")
         assert check.verdict.is_ghost and check.rooms == ("room1",)
         client.stop_broadcast(APP, "bob")
         assert client.remove_subtrack(APP, "room1", "bob").success
         client.remove_room_member(APP, "room1", "bob")
         assert client.delete_broadcast(APP, "bob").success
         assert client.get_room_members(APP, "room1") == {"alice"}
-        assert client.revalidate(APP, "room1").verdict.reason == "main_track"
+        assert revalidate(client, APP, "room1").verdict.reason == "main_track"
     deletes = [w for w in sim.writes if w.method == "DELETE" and w.path.endswith("/bob")]
     assert deletes and all(("deleteSubtracks" in str(w.query)) == (sim.version.major >= 3) for w in deletes)
     assert sim.reconnect(APP, "bob")

@@ -9,11 +9,9 @@ from msgspec.structs import replace
 from pathlib import Path
 from typing import Any
 
-from exporter.config import AmsServer
-from exporter.ams_client import Revalidation
-from exporter.errors import AmsUnavailableError
-from exporter.ghost import Verdict, ghost_verdict
-from exporter.model import AppSnapshot, Broadcast, Fetched, Result, build_rooms, parse_version
+from ams.server import AmsServer
+from ams.errors import AmsUnavailableError
+from ams.model import AppSnapshot, Broadcast, Fetched, Result, build_rooms, parse_version
 
 from remediator.actions import Remediator
 from remediator.app import Deps, create_app
@@ -136,6 +134,7 @@ class FakeAms:
         self.writes: list[tuple[str, str]] = []
         self.down = False
         self.refused_calls = 0
+        self.server = server()
         self._lock = threading.Lock()
 
     def add(self, stream: str, room: str | None = "room1", age: float = 60.0, zombi: bool = True,
@@ -173,17 +172,9 @@ class FakeAms:
         self._check()
         return self.members(room)
 
-    def revalidate(self, app: str, stream: str, room: str | None = None) -> Revalidation:
-        """Same shape and predicate as AmsClient.revalidate."""
-        fetched = self.get_broadcast(app, stream)
-        b = fetched.broadcast
-        if b is None:
-            return Revalidation(Verdict(False, "not_found"), None, self.now, ())
-        listed = tuple(r for r in {b.main_track_id, room or ""} - {"", stream} if stream in self.members(r))
-        rooms = tuple(sorted(set(listed) | ({b.main_track_id} - {"", stream})))
-        main_ids = {stream} if self.members(stream) else ()
-        stale = 3 * self.ver.heartbeat_seconds
-        return Revalidation(ghost_verdict(b, self.now, stale, listed, main_ids), b, self.now, rooms)
+    def conference_room(self, app: str, room: str) -> tuple[str, ...] | None:
+        self._check()
+        return None
 
     def snapshot(self, app: str) -> AppSnapshot:
         self._check()

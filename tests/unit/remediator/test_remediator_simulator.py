@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from exporter.config import AmsServer
+from ams.server import AmsServer
 from remediator.app import create_app
 from remediator.audit import AuditLog
 from remediator.config import Settings

@@ -354,9 +354,9 @@ def test_kill_switch_set_while_a_notification_is_worked_through_stops_the_next_w
     switch = tmp_path / "stop"
 
     class OperatorActsMidway(FakeAms):
-        def revalidate(self, app, stream, room=None):
+        def get_broadcast(self, app, stream):
             switch.write_text("")
-            return super().revalidate(app, stream, room)
+            return super().get_broadcast(app, stream)
 
     ams = OperatorActsMidway()
     ams.add("ghost1")

@@ -13,14 +13,14 @@ import jwt
 
 def make_server(**overrides):
     """An AmsServer for tests (fake URL, the fixture app)."""
-    from exporter.config import AmsServer
+    from ams.server import AmsServer
 
     values = {"name": "main", "url": "http://ams.test:5080", "apps": ("WebRTCAppEE",)}
     values.update(overrides)
     return AmsServer(**values)
 
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ams"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ams"
 LIST_CAP = 250  # DataStore.MAX_ITEM_IN_ONE_LIST
 
 

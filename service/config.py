@@ -1,4 +1,4 @@
-"""Configuration: one YAML document (ams, exporter, remediator) parsed into frozen dataclasses."""
+"""The one config file of both services: YAML (ams, exporter, remediator) parsed into frozen records."""
 
 from __future__ import annotations
 
@@ -6,20 +6,17 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
+from ams.server import DEFAULT_STALE_HEARTBEATS, MAX_PAGE_SIZE, AmsServer
+
 TOP_LEVEL_KEYS = frozenset({"ams", "exporter", "remediator"})
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:15080"
-MAX_PAGE_SIZE = 250  # AMS caps every broadcast list page at 250 (DataStore.MAX_ITEM_IN_ONE_LIST)
-# Two silent heartbeat periods is where AMS itself stops calling a stream live: isStreaming
-# (2 x 5 s) on 2.8.x, STREAM_TIMEOUT_MS (2 x 10 s) from 2.13. Three periods would add 5-10 s
-# to every ghost's life and, with 10 s scrape and evaluation intervals, miss the p95 targets.
-DEFAULT_STALE_HEARTBEATS = 2
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 _APP_RE = re.compile(r"[A-Za-z0-9_.-]+")
@@ -37,25 +34,6 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 class ConfigError(ValueError):
     """A configuration problem; the message starts with the offending key path."""
-
-
-@dataclass(frozen=True)
-class AmsServer:
-    """One entry of the `ams:` list: where an AMS is, how to reach it and how to judge its heartbeats."""
-
-    name: str
-    url: str
-    apps: tuple[str, ...]
-    jwt_secret: str | None = field(default=None, repr=False)
-    jwt_token: str | None = field(default=None, repr=False)
-    jwt_ttl_seconds: float = 60.0
-    heartbeat_seconds: float | None = None
-    stale_heartbeats: int = DEFAULT_STALE_HEARTBEATS
-    timeout_seconds: float = 5.0
-    page_size: int = MAX_PAGE_SIZE
-    max_concurrency: int = 4
-    ca_file: str | None = None
-    tls_insecure_skip_verify: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timezone
@@ -17,10 +17,9 @@ from urllib.parse import quote
 import httpx
 import jwt
 
-from exporter.config import AmsServer
-from exporter.errors import AmsAuthError, AmsError, AmsMalformedError, AmsUnavailableError
-from exporter.ghost import Verdict, ghost_verdict, stale_threshold
-from exporter.model import (
+from ams.server import AmsServer
+from ams.errors import AmsAuthError, AmsError, AmsMalformedError, AmsUnavailableError
+from ams.model import (
     AmsVersion,
     AppSnapshot,
     Broadcast,
@@ -40,7 +39,7 @@ from exporter.model import (
 
 __all__ = [
     "AmsAuthError", "AmsClient", "AmsError", "AmsMalformedError", "AmsUnavailableError",
-    "AmsVersion", "AppSnapshot", "Broadcast", "Fetched", "Result", "Revalidation",
+    "AmsVersion", "AppSnapshot", "Broadcast", "Fetched", "Result",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,17 +68,6 @@ class _Page:
     rejected: int
     server_time: float | None
     first: str | None  # repr of the first raw entry: equal on consecutive pages means the offset is ignored
-    prepared: object = None  # the prepare hook's result for this page
-
-
-@dataclass(frozen=True, slots=True)
-class Revalidation:
-    """A fresh look at one broadcast for the remediator: the verdict, the record, and its rooms."""
-
-    verdict: Verdict
-    broadcast: Broadcast | None
-    server_time: float | None
-    rooms: tuple[str, ...]
 
 
 def seg(value: str) -> str:
@@ -281,58 +269,40 @@ class AmsClient:
         data, _ = self._get_json(f"{self._base(app)}/count", app, "count", deadline)
         return parse_count(data)
 
-    def snapshot(self, app: str, deadline: float | None = None,
-                 prepare: Callable[[AmsVersion, list[Broadcast]], object] | None = None) -> AppSnapshot:
-        """One pass over an app: version, every broadcast (paged concurrently) and room membership.
-
-        prepare(version, page) runs in the fetching thread as each list page arrives, so per-page
-        work overlaps with the pages still in flight; its results are in snapshot.prepared.
-        """
+    def snapshot(self, app: str, deadline: float | None = None) -> AppSnapshot:
+        """One pass over an app: version, every broadcast (paged concurrently) and room membership."""
         if deadline is None:
             deadline = time.monotonic() + self.server.timeout_seconds
         version = self.version(app, deadline)
-        hook = (lambda items: prepare(version, items)) if prepare is not None else None
-        broadcasts, server_time, rejected, prepared = self._list_pages(app, deadline, hook)
+        broadcasts, server_time, rejected = self._list_broadcasts(app, deadline)
         conference = self._list_conference_rooms(app, version, deadline) if version.has_conference_rooms else []
         return AppSnapshot(
             app=app, version=version, server_time=server_time, broadcasts=broadcasts,
-            rooms=build_rooms(broadcasts, conference), rejected_records=rejected, prepared=prepared,
+            rooms=build_rooms(broadcasts, conference), rejected_records=rejected,
         )
 
-    def list_broadcasts(self, app: str, deadline: float | None = None) -> tuple[tuple[Broadcast, ...], float | None, int]:
+    def _list_broadcasts(self, app: str, deadline: float | None):
         """All broadcasts, AMS's clock (earliest list Date: ages err young) and the rejected record count."""
-        return self._list_pages(app, deadline, None)[:3]
-
-    def _list_pages(self, app: str, deadline: float | None, hook: Callable[[list[Broadcast]], object] | None):
-        """list_broadcasts plus the hook's result for each page (page order)."""
         base = self._base(app)
 
         def fetch(offset: int, size: int) -> _Page:
-            """One list page, decoded entries (typed, or plain JSON when a record is odd) as items."""
+            """One list page, parsed into records in the thread that fetched it."""
             data, reply = self._get_json(f"{base}/list/{offset}/{size}", app, "broadcast list", deadline,
                                          decode=decode_broadcast_list)
-            return _Page(data, len(data) if data else 0, 0, reply.server_time, _first(data))
-
-        def digest(page: _Page) -> _Page:
-            """The page parsed into models and prepared, in the thread that fetched it."""
-            items, rejected = parse_broadcast_page(page.items)
-            prepared = hook(items) if hook is not None else None
-            return _Page(items, page.raw_length, rejected, page.server_time, page.first, prepared)
+            items, rejected = parse_broadcast_page(data)
+            return _Page(items, len(data) if data else 0, rejected, reply.server_time, _first(data))
 
         try:
             total = self._pool.submit(self._count_hint, app, deadline)
         except RuntimeError:  # the pool is shut down: close() was called
             raise AmsUnavailableError("client closed") from None
-        pages = self._fetch_pages(fetch, self.server.page_size, total, deadline, digest)
-        unique = {b.stream_id: b for page in pages for b in page.items}
-        if len(unique) != sum(len(page.items) for page in pages):
-            unique = {}  # records shifting between pages repeat: keep each one's first copy
-            for page in pages:
-                for b in page.items:
-                    unique.setdefault(b.stream_id, b)
+        pages = self._fetch_pages(fetch, self.server.page_size, total, deadline)
+        unique: dict[str, Broadcast] = {}
+        for page in pages:  # records shifting between pages repeat: keep each one's first copy
+            for b in page.items:
+                unique.setdefault(b.stream_id, b)
         times = [p.server_time for p in pages if p.server_time is not None]
-        prepared = tuple(p.prepared for p in pages) if hook is not None else ()
-        return tuple(unique.values()), (min(times) if times else None), sum(p.rejected for p in pages), prepared
+        return tuple(unique.values()), (min(times) if times else None), sum(p.rejected for p in pages)
 
     def _count_hint(self, app: str, deadline: float | None) -> int | None:
         """Total from /count to plan concurrent pages; None when it cannot be had (paging still works)."""
@@ -341,24 +311,18 @@ class AmsClient:
         except AmsError:
             return None
 
-    def _fetch_pages(self, fetch: Callable[[int, int], _Page], size: int, total, deadline,
-                     digest: Callable[[_Page], _Page] = lambda page: page) -> list[_Page]:
-        """Page with offset += len(page) until a short page; later pages fetched concurrently, bounded.
-
-        digest(page) finishes each fetched page; the first one's waits until the next are requested.
-        """
+    def _fetch_pages(self, fetch: Callable[[int, int], _Page], size: int, total, deadline) -> list[_Page]:
+        """Page with offset += len(page) until a short page; later pages fetched concurrently, bounded."""
         first = fetch(0, size)
         total = total.result() if hasattr(total, "result") else total
         if first.raw_length < size:
             if not (total and total > first.raw_length > 0):
-                return [digest(first)]
+                return [first]
             size = first.raw_length  # the server caps pages below what was asked
         pages, offset = [first], first.raw_length
         while True:
             offsets = self._plan(offset, size, total)
-            batch = self._pool.map(lambda o: digest(fetch(o, size)), offsets)
-            if pages[0] is first:
-                pages[0] = digest(first)
+            batch = self._pool.map(lambda o: fetch(o, size), offsets)
             for page in batch:
                 if page.raw_length and page.first == pages[-1].first:
                     raise AmsMalformedError("list paging does not advance (offset ignored)")
@@ -414,13 +378,13 @@ class AmsClient:
             if main is not None:
                 members.update(main.subtrack_ids or ())
         if version.has_conference_rooms:
-            members.update(self._conference_room(app, room_id) or ())
+            members.update(self.conference_room(app, room_id) or ())
         if version.has_subtracks_endpoint:
             members.update(self._subtrack_ids(app, room_id, allow_404=not version.known))
         members.discard(room_id)
         return members
 
-    def _conference_room(self, app: str, room_id: str) -> tuple[str, ...] | None:
+    def conference_room(self, app: str, room_id: str) -> tuple[str, ...] | None:
         """roomStreamList of a v2.8.x ConferenceRoom; None when there is no such record."""
         data, _ = self._get_json(f"{self._base(app)}/conference-rooms/{seg(room_id)}", app,
                                  "conference room", allow_404=True)
@@ -447,28 +411,6 @@ class AmsClient:
             offset += length
         raise AmsMalformedError(f"subtracks of {room_id}: more than {MAX_SUBTRACK_PAGES} pages")
 
-    def revalidate(self, app: str, stream_id: str, room: str | None = None,
-                   stale_after_seconds: float | None = None) -> Revalidation:
-        """Fresh GET plus room checks, judged by the shared predicate (for the remediator)."""
-        fetched = self.get_broadcast(app, stream_id)
-        b = fetched.broadcast
-        if b is None:
-            return Revalidation(Verdict(False, "not_found"), None, fetched.server_time, ())
-        version = self.version(app)
-        candidates = {r for r in (b.main_track_id, room) if r and r != stream_id}
-        listed = tuple(sorted(r for r in candidates if stream_id in self.get_room_members(app, r)))
-        rooms = tuple(sorted(set(listed) | ({b.main_track_id} - {"", stream_id})))
-        main_ids = {stream_id} if self._is_room(app, stream_id, version) else ()
-        stale = stale_after_seconds if stale_after_seconds is not None else stale_threshold(self.server, version)
-        verdict = ghost_verdict(b, fetched.server_time, stale, listed, main_ids)
-        return Revalidation(verdict, b, fetched.server_time, rooms)
-
-    def _is_room(self, app: str, stream_id: str, version: AmsVersion) -> bool:
-        """True when stream_id has room members or a ConferenceRoom record of that id exists."""
-        if self.get_room_members(app, stream_id):
-            return True
-        return version.has_conference_rooms and self._conference_room(app, stream_id) is not None
-
     # ---------------------------------------------------------------- writing
 
     def _write(self, method: str, path: str, app: str, params=None, body=None) -> Result:
@@ -494,7 +436,7 @@ class AmsClient:
         """v2.8.x: DELETE /conference-rooms/{room}/{stream}, only if the ConferenceRoom record exists."""
         if not self.version(app).has_conference_rooms:
             return Result(False, "this AMS version has no conference room records", status_code=404)
-        if self._conference_room(app, room_id) is None:
+        if self.conference_room(app, room_id) is None:
             return Result(False, "conference room not found", status_code=404)
         return self._write("DELETE", f"{self._base(app)}/conference-rooms/{seg(room_id)}/{seg(stream_id)}", app)
 
@@ -531,8 +473,3 @@ def _quiet_json(content: bytes):
     except AmsMalformedError:
         return None
 
-
-def close_all(clients: Iterable[AmsClient]) -> None:
-    """Close several clients."""
-    for client in clients:
-        client.close()

@@ -6,8 +6,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Union
 
-from exporter.config import AmsServer
-from exporter.model import AmsVersion, AppSnapshot, Broadcast
+from ams.server import AmsServer
+from ams.model import AmsVersion, AppSnapshot, Broadcast
 
 RoomContext = Union[AppSnapshot, Collection[str], None]
 

@@ -1,4 +1,4 @@
-"""Snapshot model of AMS data: frozen records parsed from AMS JSON, no I/O."""
+"""The records model: frozen AMS records parsed from AMS JSON; no I/O."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from typing import Annotated, Any
 
 import msgspec
 
-from exporter.errors import AmsMalformedError
+from ams.errors import AmsMalformedError
 
 LIVE_STATUSES = frozenset({"broadcasting", "preparing", "terminated_unexpectedly"})
-VIEWER_PROTOCOLS = ("hls", "dash", "webrtc", "rtmp")
 MAX_ID_LENGTH = 256  # AMS ids are short; longer values are not ids and would bloat label sets
 
 _WORD_RE = re.compile(r"[A-Za-z0-9_]{1,40}")
@@ -170,17 +169,11 @@ class AppSnapshot:
     broadcasts: tuple[Broadcast, ...]
     rooms: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
     rejected_records: int = 0
-    # Per list page: what the caller's prepare hook made of it in the fetching thread (page order).
-    prepared: tuple = field(default=(), compare=False, repr=False)
 
     @cached_property
     def members(self) -> frozenset[str]:
         """Every stream id listed in any room."""
         return frozenset().union(*self.rooms.values()) if self.rooms else frozenset()
-
-    def rooms_of(self, stream_id: str) -> tuple[str, ...]:
-        """The rooms that list stream_id as a member."""
-        return tuple(room for room, members in self.rooms.items() if stream_id in members)
 
 
 def parse_version(data: Any) -> AmsVersion:

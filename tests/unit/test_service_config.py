@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from exporter.config import AmsServer, ConfigError, load_config, load_document, parse_ams
+from service.config import AmsServer, ConfigError, load_config, load_document, parse_ams
 
 
 def write(tmp_path, text: str):

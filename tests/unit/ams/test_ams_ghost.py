@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.config import AmsServer
-from exporter.ghost import (
+from ams.server import AmsServer
+from ams.ghost import (
     claims_live, find_ghosts, ghost_verdict, heartbeat_age, heartbeat_period, is_main_track, stale_threshold,
 )
-from exporter.model import AmsVersion, AppSnapshot, Broadcast, build_rooms, parse_broadcast_page, parse_version
+from ams.model import AmsVersion, AppSnapshot, Broadcast, build_rooms, parse_broadcast_page, parse_version
 from fakeams import fixture
 
 NOW = 1000.0

@@ -1,10 +1,10 @@
-"""Shared fixtures for the exporter tests: configured servers, fake AMS instances, clients."""
+"""Shared fixtures for the unit tests: configured servers, fake AMS instances, clients."""
 
 from __future__ import annotations
 
 import pytest
 
-from exporter.ams_client import AmsClient
+from ams.client import AmsClient
 from fakeams import FakeAms, make_server
 
 

@@ -11,7 +11,8 @@ import httpx
 import jwt
 import pytest
 
-from exporter.ams_client import AmsAuthError, AmsError, AmsMalformedError, AmsUnavailableError
+from remediator.revalidation import revalidate
+from ams.client import AmsAuthError, AmsError, AmsMalformedError, AmsUnavailableError
 from fakeams import FIXTURES, FakeAms, fixture, make_records
 
 APP = "WebRTCAppEE"
@@ -311,12 +312,12 @@ def test_remove_room_member_is_not_applicable_on_v300(fake300, connect):
 @pytest.mark.parametrize("version", ["2.8.2", "3.0.0"])
 def test_revalidate_judges_ghost_fresh_and_room(connect, version):
     client = connect(FakeAms.from_fixtures(version))
-    ghost = client.revalidate(APP, "g7hGhost0001")
+    ghost = revalidate(client, APP, "g7hGhost0001")
     assert (ghost.verdict.is_ghost, ghost.verdict.reason, ghost.rooms) == (True, "stale", ("room1",))
-    assert client.revalidate(APP, "f3kQ9xLmPa2W").verdict.reason == "fresh"
-    assert client.revalidate(APP, "room1").verdict.reason == "main_track"
-    assert client.revalidate(APP, "oldMeeting01").verdict.reason == "not_live"
-    assert client.revalidate(APP, "gone").verdict.reason == "not_found"
+    assert revalidate(client, APP, "f3kQ9xLmPa2W").verdict.reason == "fresh"
+    assert revalidate(client, APP, "room1").verdict.reason == "main_track"
+    assert revalidate(client, APP, "oldMeeting01").verdict.reason == "not_live"
+    assert revalidate(client, APP, "gone").verdict.reason == "not_found"
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("v*.json")))

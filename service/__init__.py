@@ -1,0 +1,1 @@
+"""What both services share besides AMS: the one config file, its validation and secrets."""
