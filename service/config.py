@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from ams.server import DEFAULT_STALE_HEARTBEATS, MAX_PAGE_SIZE, AmsServer
+from ams.server import DEFAULT_RECONNECT_GRACE_SECONDS, DEFAULT_STALE_HEARTBEATS, MAX_PAGE_SIZE, AmsServer
 
 TOP_LEVEL_KEYS = frozenset({"ams", "exporter", "remediator"})
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:15080"
@@ -24,7 +24,7 @@ _SECRET_KEYS = ("jwt_secret_file", "jwt_secret_env", "jwt_token_file", "jwt_toke
 _AMS_KEYS = frozenset(
     {
         "name", "url", "apps", *_SECRET_KEYS, "jwt_ttl_seconds", "heartbeat_seconds",
-        "stale_heartbeats", "timeout_seconds", "page_size", "max_concurrency",
+        "stale_heartbeats", "reconnect_grace_seconds", "timeout_seconds", "page_size", "max_concurrency",
         "ca_file", "tls_insecure_skip_verify",
     }
 )
@@ -170,6 +170,8 @@ def _parse_server(item: Any, where: str, base: Path, env: Mapping[str, str]) -> 
         jwt_ttl_seconds=_number(item, where, "jwt_ttl_seconds", 60.0, low=5.0, high=86400.0),
         heartbeat_seconds=_number(item, where, "heartbeat_seconds", None, low=0.01, high=3600.0),
         stale_heartbeats=_integer(item, where, "stale_heartbeats", DEFAULT_STALE_HEARTBEATS, low=1, high=1000),
+        reconnect_grace_seconds=_number(item, where, "reconnect_grace_seconds", DEFAULT_RECONNECT_GRACE_SECONDS,
+                                        low=0.0, high=3600.0),
         timeout_seconds=_number(item, where, "timeout_seconds", 5.0, low=0.05, high=300.0),
         page_size=_integer(item, where, "page_size", MAX_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE),
         max_concurrency=_integer(item, where, "max_concurrency", 4, low=1, high=64),
