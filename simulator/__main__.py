@@ -28,9 +28,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def read_secret(path: str) -> str:
-    """A secret file's content without its trailing newline."""
-    with open(path, encoding="utf-8") as handle:
-        secret = handle.read().rstrip("\r\n")
+    """A secret file's content minus exactly one trailing newline ("\\n" or "\\r\\n")."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        secret = handle.read()
+    for ending in ("\r\n", "\n"):
+        if secret.endswith(ending):
+            secret = secret[:-len(ending)]
+            break
     if not secret:
         raise ValueError(f"{path}: empty secret")
     return secret

@@ -1,8 +1,6 @@
 """REST semantics of /{App}/rest/v2/broadcasts (reference §3.1, §3.3, §7)."""
-import re
-
 from .fields import WIPED_BY_PARTIAL_PUT, field_defaults
-from .participants import active_subtracks, close_broadcast, list_in_main, list_in_room
+from .participants import close_broadcast
 from .reply import Reply, empty, ok, result
 from .request import BadBody, Request
 from .world import STREAM_ID, AppState, Record, World
@@ -15,41 +13,6 @@ ID_IN_USE = "Stream id is already being used. Please change stream id or keep it
 _FIXED = ("streamId", "date")
 
 
-def _matcher(search: str | None):
-    """Case-insensitive regex over streamId and name; plain substring if not a valid regex."""
-    if not search:
-        return None
-    try:
-        pattern = re.compile(search, re.IGNORECASE)
-        return lambda f: bool(pattern.search(f["streamId"] or "") or pattern.search(f["name"] or ""))
-    except re.error:
-        needle = search.lower()
-        return lambda f: needle in (f["streamId"] or "").lower() or needle in (f["name"] or "").lower()
-
-
-def _sort_key(field: str):
-    """Sort on the stored value (so status sorts by stored status); nulls first."""
-    def key(rec: Record):
-        value = rec.fields.get(field)
-        return (value is not None, value if isinstance(value, (int, float)) else str(value))
-    return key
-
-
-def select(app: AppState, query: dict) -> list[Record]:
-    """Records filtered by type_by/search and sorted by sort_by/order_by, as the list endpoint does."""
-    records = app.ordered()
-    type_by, match = query.get("type_by"), _matcher(query.get("search"))
-    if type_by or match:
-        records = [r for r in records if (not type_by or r.fields["type"] == type_by)
-                   and (match is None or match(r.fields))]
-    sort_by = query.get("sort_by")
-    if sort_by:
-        field = "date" if sort_by == "date" else sort_by
-        records = sorted(records, key=_sort_key(field),
-                         reverse=(query.get("order_by") or "asc").lower() == "desc")
-    return records
-
-
 def crop(items: list, offset: int, size: int, cap: int | None = MAX_ITEM_IN_ONE_LIST) -> list:
     """One page: negative offset reads as 0, size silently capped (250 for broadcast lists)."""
     offset = max(0, offset)
@@ -59,8 +22,8 @@ def crop(items: list, offset: int, size: int, cap: int | None = MAX_ITEM_IN_ONE_
 
 
 def list_broadcasts(req: Request, offset: int, size: int) -> Reply:
-    """GET /list/{offset}/{size}."""
-    page = crop(select(req.app, req.query), offset, size)
+    """GET /list/{offset}/{size}: records in natural order (lists are never served from a cache)."""
+    page = crop(req.app.ordered(), offset, size)
     return ok([req.world.render(r, req.now) for r in page])
 
 
@@ -69,57 +32,10 @@ def count_all(req: Request) -> Reply:
     return ok({"number": len(req.app.records)})
 
 
-def count_search(req: Request, search: str) -> Reply:
-    """GET /count/{search}."""
-    return ok({"number": len(select(req.app, {"search": search}))})
-
-
-def active_count(w: World, app: AppState, now: float) -> int:
-    """Stored broadcasting (<2.13); computed getStatus() broadcasting on the map store (>=2.13)."""
-    if not w.version.computed_status:
-        return sum(1 for r in app.ordered() if r.fields["status"] == "broadcasting")
-    return sum(1 for r in app.ordered() if w.status(r, now) == "broadcasting")
-
-
-def active_live_stream_count(req: Request) -> Reply:
-    """GET /active-live-stream-count."""
-    return ok({"number": active_count(req.world, req.app, req.now)})
-
-
 def get_broadcast(req: Request, stream_id: str) -> Reply:
     """GET /{id}: the Broadcast, or 404 with an empty body."""
     rec = req.app.records.get(stream_id)
     return empty(404) if rec is None else ok(req.world.render(rec, req.now))
-
-
-def broadcast_statistics(req: Request, stream_id: str) -> Reply:
-    """GET /{id}/broadcast-statistics: -1 everywhere for an unknown id; RTMP -1 without a local RTMP scope."""
-    rec = req.app.records.get(stream_id)
-    if rec is None:
-        return ok(_stats(-1, -1, -1, -1))
-    f = rec.fields
-    rtmp = f["rtmpViewerCount"] if f["publishType"] == "RTMP" and rec.hb is not None else -1
-    return ok(_stats(rtmp, f["hlsViewerCount"], f["webRTCViewerCount"], f["dashViewerCount"]))
-
-
-def _stats(rtmp: int, hls: int, webrtc: int, dash: int) -> dict:
-    """BroadcastStatistics in AMS field order."""
-    return {"totalRTMPWatchersCount": rtmp, "totalHLSWatchersCount": hls,
-            "totalWebRTCWatchersCount": webrtc, "totalDASHWatchersCount": dash}
-
-
-def webrtc_client_stats(req: Request, stream_id: str, offset: int, size: int) -> Reply:
-    """GET /{id}/webrtc-client-stats/{offset}/{size}: one entry per player; no simulated players, so []."""
-    return ok([])
-
-
-def total_statistics(req: Request) -> Reply:
-    """GET /total-broadcast-statistics: node-local viewer totals plus the DB active count."""
-    live = [r.fields for r in req.app.ordered() if r.hb is not None]
-    body = _stats(-1, sum(f["hlsViewerCount"] for f in live), sum(f["webRTCViewerCount"] for f in live),
-                  sum(f["dashViewerCount"] for f in live))
-    body["activeLiveStreamCount"] = active_count(req.world, req.app, req.now)
-    return ok(body)
 
 
 def stop(req: Request, stream_id: str) -> Reply:
@@ -159,30 +75,6 @@ def delete_one(w: World, app: AppState, stream_id: str, now: float, delete_subtr
 def delete(req: Request, stream_id: str) -> Reply:
     """DELETE /{id}[?deleteSubtracks=]: HTTP 200 either way; 3.x deletes a main track's participants by default."""
     return delete_one(req.world, req.app, stream_id, req.now, req.flag("deleteSubtracks", True))
-
-
-def delete_bulk_body(req: Request) -> Reply:
-    """v2.x DELETE /bulk with a JSON array: stops at the first failure, returns the last Result."""
-    ids = req.json(default=[])
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise BadBody("expected a JSON array of stream ids")
-    return _delete_each(req, ids, True)
-
-
-def delete_bulk_ids(req: Request) -> Reply:
-    """>=2.9 DELETE /?ids=a,b: same loop, subtracks kept."""
-    ids = [i for i in (req.query.get("ids") or "").split(",") if i]
-    return _delete_each(req, ids, False)
-
-
-def _delete_each(req: Request, ids: list[str], delete_subtracks: bool) -> Reply:
-    """Delete in order until one fails."""
-    last = result(False)
-    for stream_id in ids:
-        last = delete_one(req.world, req.app, stream_id, req.now, delete_subtracks)
-        if not last.body["success"]:
-            break
-    return last
 
 
 def _known_values(w: World, body: dict) -> dict:
@@ -248,23 +140,6 @@ def create(req: Request) -> Reply:
     return ok(w.render(rec, req.now))
 
 
-def add_subtrack(req: Request, main_id: str) -> Reply:
-    """POST /{main}/subtrack?id=: set mainTrackStreamId; v2.x also lists it in the main track and room."""
-    w, app, sub_id = req.world, req.app, req.query.get("id") or ""
-    main, sub = app.records.get(main_id), app.records.get(sub_id)
-    if main is None:
-        return result(False, f"There is no main stream with id:{main_id}")
-    if sub is None:
-        return result(False, f"There is no stream with id:{sub_id}")
-    app.set_main(sub, main_id)
-    if w.version.has_subtrack_ids:
-        list_in_main(app, main_id, sub_id)
-        list_in_room(app, main_id, sub_id)
-    if w.version.has_virtual:
-        main.fields["virtual"] = True
-    return result(True)
-
-
 def remove_subtrack(req: Request, main_id: str) -> Reply:
     """DELETE /{main}/subtrack?id=: fails once the sub record is gone (v2.8.2, §3.2)."""
     w, app, sub_id = req.world, req.app, req.query.get("id") or ""
@@ -283,29 +158,9 @@ def remove_subtrack(req: Request, main_id: str) -> Reply:
     return result(True)
 
 
-def _subtrack_page(req: Request, main_id: str, offset: int, size: int, active: bool) -> Reply:
-    """3.x subtrack lists: 404 + Result without the main track; no 250 cap; optional role filter."""
+def subtracks(req: Request, main_id: str, offset: int, size: int) -> Reply:
+    """3.x GET /{main}/subtracks/{offset}/{size}: every subtrack whatever its status; 404 + Result without the main track; no 250 cap (Mongo)."""
     if main_id not in req.app.records:
         return result(False, f"Broadcast not found with id: {main_id}", status=404)
-    subs = active_subtracks(req.world, req.app, main_id, req.now) if active else req.app.subtracks(main_id)
-    role = req.query.get("role")
-    if role:
-        subs = [s for s in subs if s.fields.get("role") == role]
-    return ok([req.world.render(s, req.now) for s in crop(subs, offset, size, cap=None)])
-
-
-def subtracks(req: Request, main_id: str, offset: int, size: int) -> Reply:
-    """GET /{main}/subtracks/{offset}/{size}: every subtrack whatever its status."""
-    return _subtrack_page(req, main_id, offset, size, active=False)
-
-
-def active_subtrack_list(req: Request, main_id: str, offset: int, size: int) -> Reply:
-    """GET /{main}/active-subtracks/{offset}/{size}: stored broadcasting and fresh updateTime."""
-    return _subtrack_page(req, main_id, offset, size, active=True)
-
-
-def active_subtracks_count(req: Request, main_id: str) -> Reply:
-    """GET /{main}/active-subtracks-count."""
-    page = _subtrack_page(req, main_id, 0, 1 << 30, active=True)
-    return page if page.status != 200 else ok({"number": len(page.body)})
-
+    subs = crop(req.app.subtracks(main_id), offset, size, cap=None)
+    return ok([req.world.render(s, req.now) for s in subs])

@@ -38,16 +38,6 @@ class AmsVersion:
         return 10.0 if self.at_least(2, 9) else 5.0
 
     @cached_property
-    def has_ids_bulk_delete(self) -> bool:
-        """`DELETE /?ids=` exists from 2.9."""
-        return self.at_least(2, 9)
-
-    @cached_property
-    def has_body_bulk_delete(self) -> bool:
-        """`DELETE /bulk` with a JSON array body exists until 3.0."""
-        return not self.at_least(3)
-
-    @cached_property
     def has_conference_rooms(self) -> bool:
         """ConferenceRoom records and /conference-rooms endpoints exist until 3.0."""
         return not self.at_least(3)

@@ -26,7 +26,8 @@ class AmsApp:
         self.world = sim.world
         self.control = control
         self.broadcast_routes = routes.broadcast_routes(sim.version)
-        self.root_routes = routes.root_routes()
+        self.root_routes: list = []
+        self.app_routes = routes.app_routes()
 
     def __call__(self, environ, start_response):
         """WSGI entry point."""
@@ -75,7 +76,7 @@ class AmsApp:
             return denied
         app, rest = self.world.apps[found.group(1)], found.group(2) or ""
         if rest == "version":
-            return self._handle(self.root_routes, method, rest, query, body, app)
+            return self._handle(self.app_routes, method, rest, query, body, app)
         sub = _BROADCASTS.match(rest)
         if not sub:
             return not_found_page()

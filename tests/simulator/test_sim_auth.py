@@ -83,17 +83,17 @@ def test_bad_cidr_is_a_clear_error():
         Simulator(allowed_cidrs=("300.1.1.1/8",))
 
 
-def test_management_api_is_open_without_a_server_secret(make_sim, client):
-    sim = make_sim()
-    assert client(sim, base=f"{sim.url}/rest/v2").get("/applications").status_code == 200
+@pytest.mark.parametrize("content, expected", [("s3cret\n", "s3cret"), ("s3cret\r\n", "s3cret"), ("s3cret", "s3cret"),
+                                               ("s3cret\n\n", "s3cret\n"), (" s3cret \t\n", " s3cret \t")])
+def test_secret_file_loses_exactly_one_trailing_newline(tmp_path, content, expected):
+    from simulator.__main__ import read_secret
+    path = tmp_path / "secret"
+    path.write_bytes(content.encode())
+    assert read_secret(str(path)) == expected
 
 
-def test_management_api_needs_a_server_jwt_in_proxy_authorization_when_configured(make_sim, client):
-    sim = make_sim(server_jwt_secret=SECRET)
-    root = client(sim, base=f"{sim.url}/rest/v2")
-    assert "Not authenticated user" in root.get("/applications").text
-    assert "Invalid Server JWT Token" in root.get("/applications", headers={"ProxyAuthorization": "x"}).text
-    assert root.get("/applications", headers={"ProxyAuthorization": token()}).status_code == 200
-    assert root.get("/liveness").status_code == 200
-    # the app REST API has its own filters
-    assert client(sim).get("/count").status_code == 200
+def test_empty_secret_file_is_an_error(tmp_path):
+    from simulator.__main__ import read_secret
+    (tmp_path / "secret").write_text("\n")
+    with pytest.raises(ValueError, match="empty secret"):
+        read_secret(str(tmp_path / "secret"))

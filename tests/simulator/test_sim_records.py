@@ -93,7 +93,7 @@ def test_partial_put_on_282_unlists_every_participant(make_sim, client):
     sim = make_sim("2.8.2")
     sim.create_room(APP, "room1")
     sim.join(APP, "room1", "a")
-    client(sim).put("/conference-rooms/room1", json={"roomStreamList": []})
-    assert sim.lifecycle(APP, "a").unlisted_at is None
+    client(sim).delete("/conference-rooms/room1/a")
+    assert sim.lifecycle(APP, "a").unlisted_at is None  # still in the main track's subTrackStreamIds
     client(sim).put("/room1", json={"status": "broadcasting"})
     assert sim.lifecycle(APP, "a").unlisted_at == sim.clock.now()

@@ -18,12 +18,12 @@ def test_bad_version_is_a_clear_error():
 
 @pytest.mark.parametrize("text, flags", [
     ("2.8.2", dict(heartbeat_seconds=5.0, has_conference_rooms=True, has_subtrack_ids=True, partial_put=False,
-                   bearer_prefix=False, computed_status=False, has_ids_bulk_delete=False, has_subtrack_endpoints=False)),
-    ("2.9.0", dict(heartbeat_seconds=10.0, has_ids_bulk_delete=True, has_body_bulk_delete=True)),
+                   bearer_prefix=False, computed_status=False, has_subtrack_endpoints=False)),
+    ("2.9.0", dict(heartbeat_seconds=10.0)),
     ("2.10.1", dict(partial_put=True, bearer_prefix=False)),
     ("2.12.0", dict(bearer_prefix=True, computed_status=False)),
     ("2.13.0", dict(computed_status=True, has_virtual=True, has_subtrack_params=True, has_subtrack_ids=True)),
-    ("3.0.0", dict(has_conference_rooms=False, has_subtrack_ids=False, has_body_bulk_delete=False,
+    ("3.0.0", dict(has_conference_rooms=False, has_subtrack_ids=False,
                    has_subtrack_endpoints=True, master_fields=True)),
 ])
 def test_behaviours_switch_at_the_timeline_versions(text, flags):
