@@ -24,7 +24,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--allowed-cidrs", default="127.0.0.1",
                         help="remoteAllowedCIDR, comma-separated; 'none' disables the IP filter")
     parser.add_argument("--clock-offset-seconds", type=float, default=0.0, help="skew of the server clock")
+    parser.add_argument("--reconnect-grace-seconds", type=float, default=10.0,
+                        help="session-recovery window, webRTCClientStartTimeoutMs (default 10)")
+    parser.add_argument("--proxy-clock-offset-seconds", type=float, default=None,
+                        help="put a reverse proxy in front that dates replies with its own clock, skewed by this")
+    parser.add_argument("--nodes", default=None,
+                        help="run a cluster: a node count or comma-separated node addresses (default: standalone)")
+    parser.add_argument("--node-clock-offsets", default=None,
+                        help="comma-separated clock offsets in seconds, one per node")
+    parser.add_argument("--node-update-seconds", type=float, default=5.0,
+                        help="cluster registry heartbeat period, NODE_UPDATE_PERIOD (default 5)")
+    parser.add_argument("--read-cache-seconds", type=float, default=3.0,
+                        help="per-node broadcast read cache on 2.14+ clusters (default 3)")
     return parser.parse_args(argv)
+
+
+def node_spec(nodes: str | None, offsets: str | None):
+    """The Simulator's nodes argument from --nodes and --node-clock-offsets."""
+    if nodes is None:
+        if offsets:
+            raise ValueError("--node-clock-offsets needs --nodes")
+        return None
+    addresses = [f"10.0.0.{i + 1}" for i in range(int(nodes))] if nodes.strip().isdigit() else \
+        [a.strip() for a in nodes.split(",") if a.strip()]
+    values = [float(v) for v in offsets.split(",")] if offsets else [0.0] * len(addresses)
+    if len(values) != len(addresses):
+        raise ValueError(f"{len(addresses)} nodes but {len(values)} clock offsets")
+    return [{"address": a, "clock_offset_seconds": o} for a, o in zip(addresses, values)]
 
 
 def read_secret(path: str) -> str:
@@ -47,7 +73,10 @@ def build(args: argparse.Namespace) -> Simulator:
     server_secret = read_secret(args.server_jwt_secret_file) if args.server_jwt_secret_file else None
     return Simulator(ams_version=args.ams_version, apps=args.apps, heartbeat_seconds=args.heartbeat_seconds,
                      jwt_secret=secret, allowed_cidrs=cidrs, clock_offset_seconds=args.clock_offset_seconds,
-                     server_jwt_secret=server_secret)
+                     server_jwt_secret=server_secret, reconnect_grace_seconds=args.reconnect_grace_seconds,
+                     proxy_clock_offset_seconds=args.proxy_clock_offset_seconds,
+                     nodes=node_spec(args.nodes, args.node_clock_offsets),
+                     node_update_seconds=args.node_update_seconds, read_cache_seconds=args.read_cache_seconds)
 
 
 def main(argv=None) -> int:
@@ -63,7 +92,8 @@ def main(argv=None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     app = sim.apps[0]
-    print(f"simulated AMS {sim.version.name} serving {', '.join(sim.apps)} on {sim.url}", flush=True)
+    where = f" (cluster of {len(sim.nodes)} nodes)" if sim.cluster else ""
+    print(f"simulated AMS {sim.version.name}{where} serving {', '.join(sim.apps)} on {sim.url}", flush=True)
     try:
         if args.scenario == "conference":
             run_conference(sim, app, on_event=lambda e: print(e.line(), flush=True), sleep=done.wait)

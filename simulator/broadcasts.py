@@ -24,7 +24,7 @@ def crop(items: list, offset: int, size: int, cap: int | None = MAX_ITEM_IN_ONE_
 def list_broadcasts(req: Request, offset: int, size: int) -> Reply:
     """GET /list/{offset}/{size}: records in natural order (lists are never served from a cache)."""
     page = crop(req.app.ordered(), offset, size)
-    return ok([req.world.render(r, req.now) for r in page])
+    return ok([req.world.render(r, req.now, req.node) for r in page])
 
 
 def count_all(req: Request) -> Reply:
@@ -34,8 +34,8 @@ def count_all(req: Request) -> Reply:
 
 def get_broadcast(req: Request, stream_id: str) -> Reply:
     """GET /{id}: the Broadcast, or 404 with an empty body."""
-    rec = req.app.records.get(stream_id)
-    return empty(404) if rec is None else ok(req.world.render(rec, req.now))
+    body = req.world.read_one(req.app, stream_id, req.now, req.node)
+    return empty(404) if body is None else ok(body)
 
 
 def stop(req: Request, stream_id: str) -> Reply:
@@ -50,10 +50,23 @@ def stop(req: Request, stream_id: str) -> Reply:
                 close_broadcast(w, app, sub, req.now)
                 stopped = True
     rec = app.records.get(stream_id)
-    if rec is not None and rec.hb is not None:
-        close_broadcast(w, app, rec, req.now)
+    if rec is not None and _running(rec):
+        _end(w, app, rec, req.now)
         stopped = True
     return result(stopped)
+
+
+def _running(rec: Record) -> bool:
+    """A publisher still connected, or a pulled source whose fetcher (even a stuck one) still runs."""
+    return rec.hb is not None or rec.fetcher is not None
+
+
+def _end(w: World, app: AppState, rec: Record, now: float) -> None:
+    """Stop the publisher or fetcher: closeBroadcast runs."""
+    # sources go to StreamFetcherManager.stopStreaming, which ends the fetcher and its retries
+    # (AntMediaApplicationAdapter L1824-1836 @ams-v3.0.3)
+    rec.fetcher = None
+    close_broadcast(w, app, rec, now)
 
 
 def delete_one(w: World, app: AppState, stream_id: str, now: float, delete_subtracks: bool) -> Reply:
@@ -61,9 +74,9 @@ def delete_one(w: World, app: AppState, stream_id: str, now: float, delete_subtr
     rec = app.records.get(stream_id)
     if rec is None:
         return result(False)
-    stopped = rec.hb is not None
+    stopped = _running(rec)
     if stopped:
-        close_broadcast(w, app, rec, now)
+        _end(w, app, rec, now)
     if w.version.has_subtrack_params and delete_subtracks:
         for sub in app.subtracks(stream_id):
             delete_one(w, app, sub.fields["streamId"], now, False)
@@ -133,11 +146,12 @@ def create(req: Request) -> Reply:
     values = _known_values(w, body)
     values.update(status="created", zombi=False)
     main = values.pop("mainTrackStreamId", None)
-    rec = Record(w.new_fields(app.name, stream_id, req.now, **values))
+    origin = req.node.address if req.node is not None else None
+    rec = Record(w.new_fields(app.name, stream_id, req.now, origin, **values))
     app.put(rec)
     if main:
         app.set_main(rec, main)
-    return ok(w.render(rec, req.now))
+    return ok(w.render(rec, req.now, req.node))
 
 
 def remove_subtrack(req: Request, main_id: str) -> Reply:
@@ -163,4 +177,4 @@ def subtracks(req: Request, main_id: str, offset: int, size: int) -> Reply:
     if main_id not in req.app.records:
         return result(False, f"Broadcast not found with id: {main_id}", status=404)
     subs = crop(req.app.subtracks(main_id), offset, size, cap=None)
-    return ok([req.world.render(s, req.now) for s in subs])
+    return ok([req.world.render(s, req.now, req.node) for s in subs])

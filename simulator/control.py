@@ -20,9 +20,12 @@ class Control:
         self.sim = sim
         self.posts = {"rooms": self.rooms, "join": self.join, "leave": self.simple("leave"),
                       "drop": self.simple("drop"), "resume": self.simple("resume"),
-                      "reconnect": self.simple("reconnect"), "publish": self.publish,
+                      "reconnect": self.reconnect, "publish": self.publish,
                       "records": self.records, "populate": self.populate, "clock": self.set_clock,
-                      "faults": self.inject}
+                      "faults": self.inject, "blink": self.blink, "sources": self.sources,
+                      "stick": self.simple("stick_source"), "proxy": self.proxy,
+                      "nodes/kill": self.node_action("kill_node"), "nodes/revive": self.node_action("revive_node"),
+                      "nodes/clock": self.node_clock}
 
     def handle(self, method: str, path: str, query: dict, body: bytes) -> Reply:
         """Answer one control request; 400 with {"error"} on bad input, 404 for unknown paths."""
@@ -43,7 +46,8 @@ class Control:
             return self.lifecycle(*found.groups())
         if method == "POST" and name in self.posts:
             return ok(self.posts[name](data))
-        gets = {"writes": self.writes, "faults": self.faults_list, "clock": self.clock, "state": self.state}
+        gets = {"writes": self.writes, "faults": self.faults_list, "clock": self.clock, "state": self.state,
+                "nodes": lambda: self.sim.nodes}
         if method == "GET" and name in gets:
             return ok(gets[name]())
         if method == "DELETE" and name in ("writes", "faults"):
@@ -61,17 +65,50 @@ class Control:
         return {"ok": True}
 
     def join(self, data: dict) -> dict:
-        """POST /_sim/join {app, room_id, stream_id, name}."""
-        return {"ok": self.sim.join(self._app(data), data["room_id"], data["stream_id"], data.get("name"))}
+        """POST /_sim/join {app, room_id, stream_id, name, node}."""
+        return {"ok": self.sim.join(self._app(data), data["room_id"], data["stream_id"], data.get("name"),
+                                    data.get("node"))}
+
+    def reconnect(self, data: dict) -> dict:
+        """POST /_sim/reconnect {app, stream_id, node}."""
+        return {"ok": self.sim.reconnect(self._app(data), data["stream_id"], data.get("node"))}
+
+    def blink(self, data: dict) -> dict:
+        """POST /_sim/blink {app, stream_id, seconds}: drop now, resume after `seconds` if within the grace."""
+        return {"ok": self.sim.blink(self._app(data), data["stream_id"], float(data["seconds"]))}
+
+    def sources(self, data: dict) -> dict:
+        """POST /_sim/sources {app, stream_id, type, name, node}: a running pulled source."""
+        self.sim.add_source(self._app(data), data["stream_id"], data.get("type", "ipCamera"), data.get("name"),
+                            data.get("node"))
+        return {"ok": True}
+
+    def proxy(self, data: dict) -> dict:
+        """POST /_sim/proxy {clock_offset_seconds}: a reverse proxy dating replies with its own clock (null: none)."""
+        offset = data["clock_offset_seconds"]
+        self.sim.proxy_clock_offset_seconds = None if offset is None else float(offset)
+        return {"clock_offset_seconds": self.sim.proxy_clock_offset_seconds}
+
+    def node_action(self, method: str):
+        """POST /_sim/nodes/{kill,revive} {address}."""
+        def act(data: dict) -> list:
+            getattr(self.sim, method)(data["address"])
+            return self.sim.nodes
+        return act
+
+    def node_clock(self, data: dict) -> list:
+        """POST /_sim/nodes/clock {address, offset_seconds}."""
+        self.sim.set_node_clock(data["address"], float(data["offset_seconds"]))
+        return self.sim.nodes
 
     def simple(self, method: str):
         """POST /_sim/{leave,drop,resume,reconnect} {app, stream_id}."""
         return lambda data: {"ok": getattr(self.sim, method)(self._app(data), data["stream_id"])}
 
     def publish(self, data: dict) -> dict:
-        """POST /_sim/publish {app, stream_id, name, publish_type}."""
+        """POST /_sim/publish {app, stream_id, name, publish_type, node}."""
         return {"ok": self.sim.publish(self._app(data), data["stream_id"], data.get("name"),
-                                       data.get("publish_type", "WebRTC"))}
+                                       data.get("publish_type", "WebRTC"), data.get("node"))}
 
     def records(self, data: dict) -> dict:
         """POST /_sim/records {app, count, status, type, prefix}."""
@@ -111,7 +148,7 @@ class Control:
         return self.sim.faults.active()
 
     def writes(self) -> list:
-        """GET /_sim/writes."""
+        """GET /_sim/writes: each with its target stream_id and serving node."""
         return [dataclasses.asdict(w) for w in list(self.sim.writes)]
 
     def lifecycle(self, kind: str, app: str, stream_id: str) -> Reply:
@@ -122,6 +159,9 @@ class Control:
         return ok(dataclasses.asdict(self.sim.lifecycle(app, stream_id)))
 
     def state(self) -> dict:
-        """GET /_sim/state: version, apps, heartbeat, clock."""
+        """GET /_sim/state: version, apps, timing, clock, nodes, proxy."""
         return {"ams_version": self.sim.version.name, "apps": list(self.sim.apps),
-                "heartbeat_seconds": self.sim.heartbeat_seconds, "clock": self.clock()}
+                "heartbeat_seconds": self.sim.heartbeat_seconds,
+                "reconnect_grace_seconds": self.sim.reconnect_grace_seconds, "clock": self.clock(),
+                "cluster": self.sim.cluster, "nodes": self.sim.nodes,
+                "proxy_clock_offset_seconds": self.sim.proxy_clock_offset_seconds}

@@ -5,13 +5,16 @@ from contextlib import contextmanager
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from . import cluster
 from . import participants as p
+from . import sources
 from .auth import AppAuth, ServerAuth
 from .clock import Clock
 from .control import Control
 from .faults import Faults
 from .fields import TYPES
 from .lifecycle import GhostLifecycle, WriteRecord
+from .nodes import parse_nodes
 from .versions import AmsVersion
 from .world import Heartbeat, Record, World
 from .wsgi import AmsApp
@@ -37,20 +40,23 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class Simulator:
-    """A simulated Ant Media Server (2.8.x or 3.x) with conference participants and fault injection."""
+    """A simulated Ant Media Server (2.8.x or 3.x, standalone or cluster) with participants, sources and faults."""
 
     def __init__(self, ams_version: str = "2.8.2", apps=DEFAULT_APPS, heartbeat_seconds: float | None = None,
                  jwt_secret: str | None = None, allowed_cidrs=("127.0.0.1",), clock_offset_seconds: float = 0.0,
-                 clock: Clock | None = None, server_jwt_secret: str | None = None):
+                 clock: Clock | None = None, server_jwt_secret: str | None = None,
+                 reconnect_grace_seconds: float = 10.0, nodes=None, proxy_clock_offset_seconds: float | None = None,
+                 node_update_seconds: float = 5.0, read_cache_seconds: float = 3.0):
         self.version = AmsVersion.parse(ams_version)
         apps = _app_names(apps)
-        if heartbeat_seconds is not None and not heartbeat_seconds > 0:
-            raise ValueError("heartbeat_seconds must be positive")
+        timing = _timing(heartbeat_seconds, reconnect_grace_seconds, node_update_seconds, read_cache_seconds)
         self.heartbeat_seconds = float(heartbeat_seconds or self.version.heartbeat_seconds)
         self.clock = clock or Clock()
         if clock_offset_seconds:
             self.clock.offset_seconds = float(clock_offset_seconds)
-        self.world = World(self.version, apps, self.clock, self.heartbeat_seconds)
+        self.world = World(self.version, apps, self.clock, self.heartbeat_seconds,
+                           parse_nodes(nodes, self.clock.now()), cluster=nodes is not None, timing=timing)
+        self.proxy_clock_offset_seconds = proxy_clock_offset_seconds
         self.auth = AppAuth(self.version, jwt_secret, allowed_cidrs)
         self.server_auth = ServerAuth(server_jwt_secret)
         self.faults = Faults()
@@ -123,26 +129,94 @@ class Simulator:
         except KeyError:
             raise ValueError(f"unknown app {app!r}; this simulator serves {', '.join(self.world.apps)}") from None
 
-    def _do(self, fn, app: str, *args):
-        """Run a world operation under the lock at the current simulated time."""
+    @property
+    def reconnect_grace_seconds(self) -> float:
+        """Session-recovery window (webRTCClientStartTimeoutMs) in simulated seconds."""
+        return self.world.grace
+
+    @property
+    def cluster(self) -> bool:
+        """True when the simulator models a cluster (shared store, node registry, per-node caches)."""
+        return self.world.cluster
+
+    @property
+    def nodes(self) -> list[dict]:
+        """Every node: address, id, clock offset, alive."""
         with self.world.lock:
-            return fn(self.world, self._app(app), *args, self.clock.now())
+            return [n.describe() for n in self.world.nodes.values()]
+
+    def date_seconds(self, node=None) -> float:
+        """The HTTP Date of a reply: the proxy's clock when one is in front, else the answering node's."""
+        now = self.clock.now()
+        if self.proxy_clock_offset_seconds is not None:
+            return now + float(self.proxy_clock_offset_seconds)
+        return now + (node.offset if node is not None else 0.0)
+
+    @contextmanager
+    def _settled(self):
+        """The world lock, with every scheduled event up to now applied; yields now."""
+        with self.world.lock:
+            now = self.clock.now()
+            self.world.settle(now)
+            yield now
+
+    def _do(self, fn, app: str, *args, **kwargs):
+        """Run a world operation under the lock at the current simulated time."""
+        with self._settled() as now:
+            return fn(self.world, self._app(app), *args, now, **kwargs)
 
     def create_room(self, app: str, room_id: str) -> None:
         """A room: main track (2.x zombi + ConferenceRoom record; from 2.13 virtual)."""
         _check_id(room_id)
         self._do(p.create_room, app, room_id)
 
-    def join(self, app: str, room_id: str, stream_id: str, name: str | None = None) -> bool:
-        """Publish into a room with a heartbeat; False = streamIdInUse."""
+    def join(self, app: str, room_id: str, stream_id: str, name: str | None = None, node: str | None = None) -> bool:
+        """Publish into a room on `node` (default: next live node) with a heartbeat; False = streamIdInUse."""
         _check_id(room_id), _check_id(stream_id)
-        return self._do(p.join, app, room_id, stream_id, name)
+        return self._do(p.join, app, room_id, stream_id, name, node=node)
 
-    def publish(self, app: str, stream_id: str, name: str | None = None, publish_type: str = "WebRTC") -> bool:
-        """A plain live stream (no room) with a heartbeat; False = streamIdInUse."""
+    def publish(self, app: str, stream_id: str, name: str | None = None, publish_type: str = "WebRTC",
+                node: str | None = None) -> bool:
+        """A plain live stream (no room) on `node` with a heartbeat; False = streamIdInUse."""
         _check_id(stream_id)
-        with self.world.lock:
-            return p.publish(self.world, self._app(app), stream_id, name, self.clock.now(), publish_type)
+        with self._settled() as now:
+            return p.publish(self.world, self._app(app), stream_id, name, now, publish_type, node=node)
+
+    def add_source(self, app: str, stream_id: str, type: str = "ipCamera", name: str | None = None,
+                   node: str | None = None) -> None:
+        """A pulled source (ipCamera, streamSource, playlist) whose fetcher is running."""
+        _check_id(stream_id)
+        with self._settled() as now:
+            sources.add_source(self.world, self._app(app), stream_id, type, name, node, now)
+
+    def stick_source(self, app: str, stream_id: str) -> bool:
+        """The source stops delivering (keep-alive on 2.8.x; stale, then restarted by AMS on 2.14+)."""
+        return self._do(sources.stick, app, stream_id)
+
+    def blink(self, app: str, stream_id: str, seconds: float) -> bool:
+        """Network blink: drop now, resume `seconds` later if within the grace window; False if not publishing."""
+        return self._do(p.blink, app, stream_id, float(seconds))
+
+    def kill_node(self, address: str) -> None:
+        """The node crashes: its publishers stop heartbeating, it stops answering and heartbeating the registry."""
+        with self._settled() as now:
+            cluster.kill(self.world, self._node(address), now)
+
+    def revive_node(self, address: str) -> None:
+        """The node restarts after a crash: it resets its own records (resetBroadcasts) and serves again."""
+        with self._settled() as now:
+            cluster.revive(self.world, self._node(address), now)
+
+    def set_node_clock(self, address: str, offset_seconds: float) -> None:
+        """Set a node's clock offset from the simulator clock."""
+        with self._settled():
+            self.world.nodes[self._node(address)].offset = float(offset_seconds)
+
+    def _node(self, address: str) -> str:
+        """A known node address, or a ValueError naming the known ones."""
+        if address not in self.world.nodes:
+            raise ValueError(f"unknown node {address!r}; nodes are {', '.join(self.world.nodes)}")
+        return address
 
     def leave(self, app: str, stream_id: str) -> bool:
         """Clean leave (closeBroadcast); False if there is no such record."""
@@ -156,25 +230,24 @@ class Simulator:
         """Network back within session recovery: heartbeats resume on the same session."""
         return self._do(p.resume, app, stream_id)
 
-    def reconnect(self, app: str, stream_id: str) -> bool:
+    def reconnect(self, app: str, stream_id: str, node: str | None = None) -> bool:
         """Republish the same id; False (streamIdInUse) while it still reads as live."""
-        return self._do(p.reconnect, app, stream_id)
+        return self._do(p.reconnect, app, stream_id, node=node)
 
     def broadcast(self, app: str, stream_id: str) -> dict | None:
-        """The record as AMS would serialize it now, or None."""
-        with self.world.lock:
+        """The record as the store holds it now (no read cache; status on the simulator clock), or None."""
+        with self._settled() as now:
             rec = self._app(app).records.get(stream_id)
-            return None if rec is None else self.world.render(rec, self.clock.now())
+            return None if rec is None else self.world.render(rec, now)
 
     def broadcasts(self, app: str) -> list[dict]:
         """Every record of the app as AMS would serialize it now."""
-        with self.world.lock:
-            now = self.clock.now()
+        with self._settled() as now:
             return [self.world.render(r, now) for r in self._app(app).ordered()]
 
     def room_members(self, app: str, room_id: str) -> list[str]:
         """Ids the stored room model names (subTrackStreamIds and roomStreamList on 2.x, mainTrackStreamId on 3.x)."""
-        with self.world.lock:
+        with self._settled():
             state = self._app(app)
             ids = list(state.members.get(room_id, ()))
             if self.version.has_subtrack_ids:
@@ -186,9 +259,9 @@ class Simulator:
 
     def lifecycle(self, app: str, stream_id: str) -> GhostLifecycle:
         """Times (sim clock seconds) of drop, last heartbeat, unlisting, deletion, rejoinability."""
-        with self.world.lock:
+        with self._settled() as now:
             self._app(app)
-            return self.world.lifecycle(app, stream_id, self.clock.now())
+            return self.world.lifecycle(app, stream_id, now)
 
     def add_records(self, app: str, count: int, status: str = "finished", type: str = "liveStream",
                     prefix: str = "rec") -> list[str]:
@@ -197,15 +270,15 @@ class Simulator:
             raise ValueError(f"unknown type {type!r}; expected one of {', '.join(TYPES)}")
         if not isinstance(count, int) or count < 0:
             raise ValueError("count must be a non-negative integer")
-        with self.world.lock, _no_gc():
-            return _add_records(self.world, self._app(app), count, status, type, prefix, self.clock.now())
+        with self._settled() as now, _no_gc():
+            return _add_records(self.world, self._app(app), count, status, type, prefix, now)
 
     def populate(self, app: str, live: int = 10000, rooms: int = 500, prefix: str = "pop") -> list[str]:
         """Bulk live participants spread over rooms (rooms=0: plain live streams); returns their ids."""
         if live < 0 or rooms < 0:
             raise ValueError("live and rooms must not be negative")
-        with self.world.lock, _no_gc():
-            return _populate(self.world, self._app(app), live, rooms, prefix, self.clock.now())
+        with self._settled() as now, _no_gc():
+            return _populate(self.world, self._app(app), live, rooms, prefix, now)
 
 
 @contextmanager
@@ -218,6 +291,16 @@ def _no_gc():
     finally:
         if enabled:
             gc.enable()
+
+
+def _timing(heartbeat, grace, node_update, read_cache) -> dict:
+    """The AMS periods and windows, validated (accelerated runs pass scaled values)."""
+    if heartbeat is not None and not heartbeat > 0:
+        raise ValueError("heartbeat_seconds must be positive")
+    if not (grace >= 0 and node_update > 0 and read_cache >= 0):
+        raise ValueError("reconnect_grace_seconds and read_cache_seconds must be >= 0, node_update_seconds > 0")
+    return {"reconnect_grace_seconds": float(grace), "node_update_seconds": float(node_update),
+            "read_cache_seconds": float(read_cache)}
 
 
 def _app_names(apps) -> tuple[str, ...]:
@@ -268,6 +351,7 @@ def _populate(w: World, app, live: int, rooms: int, prefix: str, now: float) -> 
         if ok:
             rec = app.records[sid]
             rec.hb = Heartbeat(now - phase, w.period)
-            rec.fields["startTime"] = rec.fields["updateTime"] = int((now - phase) * 1000)
+            start = now - phase + w.offset_of(rec.fields["originAdress"])
+            rec.fields["startTime"] = rec.fields["updateTime"] = int(start * 1000)
             ids.append(sid)
     return ids

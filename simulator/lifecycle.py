@@ -15,7 +15,7 @@ class GhostLifecycle:
 
 @dataclass(frozen=True)
 class WriteRecord:
-    """One POST/PUT/DELETE the simulated AMS received, with what it answered."""
+    """One POST/PUT/DELETE the simulated AMS received: what it answered, the stream it targeted, the node that served it."""
 
     time: float
     method: str
@@ -24,6 +24,8 @@ class WriteRecord:
     body: str
     status_code: int
     success: bool | None
+    stream_id: str | None = None
+    node: str | None = None
 
 
 class Episode:

@@ -14,6 +14,9 @@ def ensure_main_track(w: World, app: AppState, room_id: str, now: float) -> Reco
     if main is None:
         fields = w.new_fields(app.name, room_id, now, zombi=True, status="broadcasting",
                               type="liveStream", publishType="WebRTC", name=room_id)
+        # a main track is a bare new Broadcast(): no origin node (MuxAdaptor L671-682 @ams-v2.8.2;
+        # AntMediaApplicationAdapter.saveMainBroadcast L839-853 @ams-v3.0.3)
+        fields.update(originAdress=None, rtmpURL=None)
         if w.version.has_virtual:
             fields["virtual"] = True
         main = Record(fields)
@@ -71,13 +74,14 @@ def unlist_from_room(app: AppState, room_id: str, stream_id: str) -> bool:
 
 
 def join(w: World, app: AppState, room_id: str, stream_id: str, name: str | None, now: float,
-         new_episode: bool = True) -> bool:
-    """Publish into a room; False (streamIdInUse) while the id still reads as live."""
+         new_episode: bool = True, node: str | None = None) -> bool:
+    """Publish into a room on `node` (default: the next live node); False (streamIdInUse) while the id reads as live."""
     rec = app.records.get(stream_id)
     if rec is not None and w.is_live_for_republish(rec, now):
         return False
+    origin = w.place(node)
     ensure_main_track(w, app, room_id, now)
-    w.start_publishing(app, stream_id, now, name=name or stream_id, mainTrackStreamId=room_id,
+    w.start_publishing(app, stream_id, now, origin, name=name or stream_id, mainTrackStreamId=room_id,
                        metaData=CONFERENCE_METADATA)
     if w.version.has_subtrack_ids:
         list_in_main(app, room_id, stream_id)
@@ -88,12 +92,12 @@ def join(w: World, app: AppState, room_id: str, stream_id: str, name: str | None
 
 
 def publish(w: World, app: AppState, stream_id: str, name: str | None, now: float,
-            publish_type: str = "WebRTC", new_episode: bool = True) -> bool:
-    """A plain live stream (no room); False (streamIdInUse) while the id reads as live."""
+            publish_type: str = "WebRTC", new_episode: bool = True, node: str | None = None) -> bool:
+    """A plain live stream (no room) on `node`; False (streamIdInUse) while the id reads as live."""
     rec = app.records.get(stream_id)
     if rec is not None and w.is_live_for_republish(rec, now):
         return False
-    w.start_publishing(app, stream_id, now, name=name or stream_id, publishType=publish_type)
+    w.start_publishing(app, stream_id, now, w.place(node), name=name or stream_id, publishType=publish_type)
     if new_episode:
         w.episodes[(app.name, stream_id)] = Episode(None)
     return True
@@ -141,7 +145,8 @@ def _close_v3(w: World, app: AppState, rec: Record, main_id: str | None, now: fl
         app.remove(sid)
         w.note_deleted(app, sid, now)
     else:
-        rec.fields.update(status="finished", updateTime=int(now * 1000), **{f: 0 for f in VIEWER_FIELDS})
+        now_ms = int((now + w.offset_of(rec.fields["originAdress"])) * 1000)
+        rec.fields.update(status="finished", updateTime=now_ms, **{f: 0 for f in VIEWER_FIELDS})
         w.note_status(app, rec, now)
     if main_id:
         _finish_idle_main(w, app, main_id, now)
@@ -191,25 +196,39 @@ def drop(w: World, app: AppState, stream_id: str, now: float) -> bool:
 
 
 def resume(w: World, app: AppState, stream_id: str, now: float) -> bool:
-    """The network returns within session recovery: heartbeats resume on the same session."""
+    """The network returns within session recovery: heartbeats resume on the same session and record."""
     rec = app.records.get(stream_id)
     if rec is None or rec.hb is not None or rec.fields["status"] != "broadcasting":
+        return False
+    ep = w.episode(app.name, stream_id)
+    # webRTCClientStartTimeoutMs (10000 by default) is the window in which a publisher may reconnect after
+    # a flaky network (AppSettings L1464-1470 @ams-v2.8.2, L871-881 @ams-v3.0.3); the session lives on its origin
+    origin = w.nodes.get(rec.fields["originAdress"])
+    if ep is None or ep.dropped_at is None or now - ep.dropped_at > w.grace or origin is None or not origin.alive:
         return False
     rec.hb = Heartbeat(now, w.period)
     _close_episode(w, app.name, stream_id)
     return True
 
 
-def reconnect(w: World, app: AppState, stream_id: str, now: float) -> bool:
+def blink(w: World, app: AppState, stream_id: str, seconds: float, now: float) -> bool:
+    """Drop now and come back `seconds` later (resumes only within the grace window); False if not publishing."""
+    if seconds < 0 or not drop(w, app, stream_id, now):
+        return False
+    w.schedule(now + seconds, lambda at: resume(w, app, stream_id, at))
+    return True
+
+
+def reconnect(w: World, app: AppState, stream_id: str, now: float, node: str | None = None) -> bool:
     """Republish the same id (into its room if it had one); False = streamIdInUse."""
     rec = app.records.get(stream_id)
     ep = w.episodes.get((app.name, stream_id))
     room = ep.room if ep is not None else (rec.fields.get("mainTrackStreamId") if rec else None)
     if room:
         name = rec.fields["name"] if rec is not None else None
-        ok = join(w, app, room, stream_id, name, now, new_episode=False)
+        ok = join(w, app, room, stream_id, name, now, new_episode=False, node=node)
     else:
-        ok = publish(w, app, stream_id, None, now, new_episode=False)
+        ok = publish(w, app, stream_id, None, now, new_episode=False, node=node)
     if ok:
         _close_episode(w, app.name, stream_id)
     return ok

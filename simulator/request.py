@@ -2,6 +2,7 @@
 import json
 from dataclasses import dataclass, field
 
+from .nodes import Node
 from .world import AppState, World
 
 
@@ -11,13 +12,14 @@ class BadBody(ValueError):
 
 @dataclass
 class Request:
-    """What a handler sees: the world, the app, the simulated now, query and body."""
+    """What a handler sees: the world, the app, the simulated now, query, body and the serving node."""
 
     world: World
     now: float
     query: dict = field(default_factory=dict)
     body: bytes = b""
     app: AppState | None = None
+    node: Node | None = None
 
     def json(self, default=None):
         """The body parsed as JSON; `default` for an empty body; BadBody otherwise."""

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import broadcasts as b
+from . import cluster as c
 from . import rooms as r
 from .reply import Reply, ok
 from .request import Request
@@ -57,6 +58,24 @@ def _per_stream_routes(v: AmsVersion) -> list[Route]:
         *_route("PUT", "{stream_id}", b.update),
         *_route("DELETE", "{stream_id}", b.delete),
     ]
+
+
+def management_routes() -> list[Route]:
+    """Management (root app) routes below /rest/v2 that the product reads: the cluster node registry."""
+    # ClusterRestServiceV2 L47-73 (@Path("/v2/cluster")), same in @ams-v2.8.2 and @ams-v3.0.3
+    return [
+        *_route("GET", "cluster/node-count", c.node_count),
+        *_route("GET", "cluster/nodes/{offset:int}/{size:int}", c.node_list),
+        *_route("GET", "cluster-mode-status", c.cluster_mode),
+    ]
+
+
+def write_target(params: dict, query: dict, reply: Reply) -> str | None:
+    """The stream a write acts on: ?id= of a subtrack edit, the member of a room edit, else the path id."""
+    target = query.get("id") or params.get("stream_id") or params.get("main_id")
+    if target is None and isinstance(reply.body, dict):
+        target = reply.body.get("streamId")
+    return target
 
 
 def app_routes() -> list[Route]:

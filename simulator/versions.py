@@ -91,3 +91,32 @@ class AmsVersion:
     def writes_ingest_counters(self) -> bool:
         """Master writes receivedBytes, bitrate and duration with every stats update."""
         return self.at_least(3)
+
+    @cached_property
+    def source_keepalive(self) -> bool:
+        """Until 2.9 a pulled source that is not alive still gets a speed-0.01 stats write every check."""
+        # StreamFetcherManager.checkStreamFetchersStatus L471-488 @ams-v2.8.2; removed by e0c59fd (v2.9.0)
+        return not self.at_least(2, 9)
+
+    @cached_property
+    def restarts_stale_fetchers(self) -> bool:
+        """From 2.14 the fetcher check restarts a camera/stream source whose status reads terminated_unexpectedly."""
+        # StreamFetcherManager.controlStreamFetchers L615-621 @ams-v3.0.3 (commit 5479032, v2.14.0)
+        return self.at_least(2, 14)
+
+    @cached_property
+    def read_cache(self) -> bool:
+        """From 2.14 MongoStore.get(id) is served from a per-node cache of 3 s."""
+        # MongoStore L104-109, L254-274 @ams-v3.0.3 (commit a3b3e14, v2.14.0)
+        return self.at_least(2, 14)
+
+    @cached_property
+    def node_dead_periods(self) -> int:
+        """A ClusterNode reads dead after this many NODE_UPDATE_PERIODs (2 before 2.13, 4 from 2.13)."""
+        # ClusterNode.getStatus L57-65 @ams-v2.8.2 (x2), L58-66 @ams-v3.0.3 (x4; commit 784c2b7, v2.13.0)
+        return 4 if self.at_least(2, 13) else 2
+
+    @cached_property
+    def node_query_time(self) -> bool:
+        """ClusterNode has dbQueryAveargeTimeMs from 2.13 (ClusterNode L28 @ams-v3.0.3, absent @ams-v2.8.2)."""
+        return self.at_least(2, 13)

@@ -1,4 +1,6 @@
 """The simulated AMS data store: Broadcast records, rooms, lazy heartbeats, per-version semantics."""
+import heapq
+import itertools
 import math
 import random
 import re
@@ -8,9 +10,9 @@ import threading
 from .clock import Clock
 from .fields import LIVE_STATUSES, VIEWER_FIELDS, field_defaults
 from .lifecycle import Episode, GhostLifecycle
+from .nodes import Node
 from .versions import AmsVersion
 
-ORIGIN = "127.0.0.1"
 # Typical WebRTC ingest bitrate, used where the version writes ingest counters.
 LIVE_BITRATE = 1_200_000
 STREAM_ID = re.compile(r"^[A-Za-z0-9_\-.]+$")
@@ -33,13 +35,14 @@ class Heartbeat:
 
 
 class Record:
-    """One stored Broadcast: its stored fields plus, while a publisher is connected, a heartbeat."""
+    """One stored Broadcast: stored fields, a heartbeat while publishing, a fetcher for pulled sources."""
 
-    __slots__ = ("fields", "hb")
+    __slots__ = ("fields", "hb", "fetcher")
 
     def __init__(self, fields: dict, hb: Heartbeat | None = None):
         self.fields = fields
         self.hb = hb
+        self.fetcher = None
 
 
 class AppState:
@@ -95,17 +98,72 @@ class AppState:
 
 
 class World:
-    """Every app's store plus the rules that tie status, heartbeats and rooms together."""
+    """Every app's store (shared by all nodes, as one MongoDB) plus the rules tying status, heartbeats and rooms."""
 
-    def __init__(self, version: AmsVersion, apps, clock: Clock, heartbeat_seconds: float):
+    def __init__(self, version: AmsVersion, apps, clock: Clock, heartbeat_seconds: float, nodes: list[Node],
+                 cluster: bool = False, timing: dict | None = None):
         self.version = version
         self.clock = clock
         self.period = float(heartbeat_seconds)
+        timing = timing or {}
+        self.grace = float(timing.get("reconnect_grace_seconds", 10.0))
+        self.node_period = float(timing.get("node_update_seconds", 5.0))
+        self.cache_seconds = float(timing.get("read_cache_seconds", 3.0))
         self.lock = threading.RLock()
         self.apps = {name: AppState(name) for name in apps}
+        self.nodes = {n.address: n for n in nodes}
+        self.started = clock.now()
+        self.cluster = cluster
         self.episodes: dict[tuple[str, str], Episode] = {}
         self._rng = random.Random(2024)
         self._defaults = field_defaults(version)
+        self._events: list = []
+        self._seq = itertools.count()
+        self._balance = itertools.count()
+        self._placement = itertools.count()
+
+    # --- nodes, load balancing and scheduled events ---------------------------------------
+
+    def offset_of(self, address: str | None) -> float:
+        """Clock offset of the node at `address` (0 for an address no node has)."""
+        node = self.nodes.get(address)
+        return node.offset if node is not None else 0.0
+
+    def alive_nodes(self) -> list[Node]:
+        """Nodes that are up, in registration order."""
+        return [n for n in self.nodes.values() if n.alive]
+
+    def pick_node(self) -> Node | None:
+        """The node a load balancer sends the next request to: round-robin over live nodes."""
+        alive = self.alive_nodes()
+        return alive[next(self._balance) % len(alive)] if alive else None
+
+    def place(self, address: str | None) -> str:
+        """The origin node of a new publisher: the one named, else round-robin over live nodes."""
+        if address is not None:
+            node = self.nodes.get(address)
+            if node is None or not node.alive:
+                raise ValueError(f"node {address!r} is not a live node of this simulator")
+            return address
+        alive = self.alive_nodes()
+        if not alive:
+            raise ValueError("every node is down")
+        return alive[next(self._placement) % len(alive)].address
+
+    def next_check(self, at: float) -> float:
+        """The first periodic check (every heartbeat period since the app started) at or after `at`."""
+        steps = math.ceil((at - self.started) / self.period - 1e-9)
+        return self.started + max(0, steps) * self.period
+
+    def schedule(self, at: float, action) -> None:
+        """Run action(at) once simulated time reaches `at` (settled lazily on the next access)."""
+        heapq.heappush(self._events, (at, next(self._seq), action))
+
+    def settle(self, now: float) -> None:
+        """Run every scheduled action that is due, in time order."""
+        while self._events and self._events[0][0] <= now:
+            at, _, action = heapq.heappop(self._events)
+            action(at)
 
     # --- time and status -------------------------------------------------------------
 
@@ -119,33 +177,40 @@ class World:
         return self.apps[name]
 
     def update_time_ms(self, rec: Record, now: float) -> int:
-        """updateTime: the last heartbeat tick while publishing, else the stored value."""
+        """updateTime: the last heartbeat tick on the origin node's clock while publishing, else the stored value."""
         if rec.hb is None:
             return rec.fields["updateTime"]
-        return int(rec.hb.last_tick(now) * 1000)
+        # written with the origin node's clock (MuxAdaptor L865 @ams-v2.8.2; AMAA L1986 @ams-v3.0.3)
+        return int((rec.hb.last_tick(now) + self.offset_of(rec.fields["originAdress"])) * 1000)
 
-    def status(self, rec: Record, now: float) -> str:
-        """The status JSON shows: stored (<2.13) or computed (>=2.13, never for virtual tracks)."""
-        stored = rec.fields["status"]
-        if not self.version.computed_status or stored not in LIVE_STATUSES or rec.fields.get("virtual"):
+    def status(self, rec: Record, now: float, node: Node | None = None) -> str:
+        """The status JSON shows: stored (<2.13) or computed on the serving node's clock (>=2.13, not virtual)."""
+        return self._shown_status(rec.fields, self.update_time_ms(rec, now), now, node)
+
+    def _shown_status(self, fields: dict, update_ms: int, now: float, node: Node | None) -> str:
+        """Stored status, or terminated_unexpectedly once updateTime is STREAM_TIMEOUT old on the reader's clock."""
+        stored = fields["status"]
+        if not self.version.computed_status or stored not in LIVE_STATUSES or fields.get("virtual"):
             return stored
-        if now * 1000 - self.update_time_ms(rec, now) >= self.stale_after * 1000:
+        # Broadcast.getStatus L573-593 @ams-v3.0.3 compares with System.currentTimeMillis() of the reader
+        serving_ms = (now + (node.offset if node is not None else 0.0)) * 1000
+        if serving_ms - update_ms >= self.stale_after * 1000:
             return "terminated_unexpectedly"
         return stored
 
-    def render(self, rec: Record, now: float) -> dict:
-        """The Broadcast as AMS serializes it at `now` (a new dict, safe to dump unlocked)."""
+    def render(self, rec: Record, now: float, node: Node | None = None) -> dict:
+        """The Broadcast as `node` serializes it at `now` (a new dict, safe to dump unlocked)."""
         out = dict(rec.fields)
         if rec.hb is not None:
-            self._apply_stats(out, rec.hb.last_tick(now))
-        out["status"] = self.status(rec, now)
+            self._apply_stats(out, rec.hb.last_tick(now), self.offset_of(out["originAdress"]))
+        out["status"] = self._shown_status(out, out["updateTime"], now, node)
         if "anyoneWatching" in out:
             out["anyoneWatching"] = any(out[f] > 0 for f in VIEWER_FIELDS)
         return out
 
-    def _apply_stats(self, fields: dict, tick: float) -> None:
-        """Write what the stats writer would have written at heartbeat `tick`."""
-        fields["updateTime"] = int(tick * 1000)
+    def _apply_stats(self, fields: dict, tick: float, offset: float = 0.0) -> None:
+        """Write what the stats writer would have written at heartbeat `tick` (origin clock `offset`)."""
+        fields["updateTime"] = int((tick + offset) * 1000)
         if self.version.writes_ingest_counters and fields["startTime"]:
             duration = max(0, fields["updateTime"] - fields["startTime"])
             fields["duration"] = duration
@@ -154,8 +219,35 @@ class World:
     def freeze(self, rec: Record, now: float) -> None:
         """Stop the heartbeat, keeping the last tick it wrote."""
         if rec.hb is not None:
-            self._apply_stats(rec.fields, rec.hb.last_tick(now))
+            self._apply_stats(rec.fields, rec.hb.last_tick(now), self.offset_of(rec.fields["originAdress"]))
             rec.hb = None
+
+    # --- per-node read cache (cluster, 2.14+) ------------------------------------------------
+
+    def read_one(self, app: AppState, stream_id: str, now: float, node: Node | None) -> dict | None:
+        """GET /{id} as `node` answers it: from its read cache when clustered on 2.14+, else from the store."""
+        rec = app.records.get(stream_id)
+        if node is None or not (self.cluster and self.version.read_cache):
+            return None if rec is None else self.render(rec, now, node)
+        key = (app.name, stream_id)
+        hit = node.cache.get(key)
+        # Caffeine expireAfterWrite(3 s) (MongoStore L165-170 @ams-v3.0.3); a miss is not cached (L257-265)
+        if hit is not None and now - hit[1] < self.cache_seconds:
+            return self._render_cached(hit[0], rec, now, node)
+        if rec is None:
+            node.cache.pop(key, None)
+            return None
+        fields = self.render(rec, now, node)
+        fields["status"] = rec.fields["status"]
+        node.cache[key] = (fields, now)
+        return self.render(Record(dict(fields)), now, node)
+
+    def _render_cached(self, cached: dict, live: Record | None, now: float, node: Node) -> dict:
+        """A cached copy; its origin node writes the heartbeat through its own cache (MongoStore L940-947 @ams-v3.0.3)."""
+        fields = dict(cached)
+        if live is not None and live.hb is not None and live.fields["originAdress"] == node.address:
+            self._apply_stats(fields, live.hb.last_tick(now), node.offset)
+        return self.render(Record(fields), now, node)
 
     def is_live_for_republish(self, rec: Record, now: float) -> bool:
         """streamIdInUse check: stored status (<2.13) or computed status (>=2.13) broadcasting/preparing."""
@@ -163,13 +255,15 @@ class World:
 
     # --- record construction ---------------------------------------------------------
 
-    def new_fields(self, app: str, stream_id: str, now: float, **values) -> dict:
-        """A record of this version's field set with creation values filled in."""
+    def new_fields(self, app: str, stream_id: str, now: float, origin: str | None = None, **values) -> dict:
+        """A record of this version's field set with creation values filled in (origin: first node by default)."""
         fields = dict(self._defaults)
         if "subTrackStreamIds" in fields:
             fields["subTrackStreamIds"] = []
-        fields.update(streamId=stream_id, date=int(now * 1000), originAdress=ORIGIN,
-                      rtmpURL=f"rtmp://{ORIGIN}/{app}/")
+        origin = origin or next(iter(self.nodes))
+        # originAdress and rtmpURL are set at creation (RestServiceBase L262-268 @ams-v2.8.2)
+        fields.update(streamId=stream_id, date=int(now * 1000), originAdress=origin,
+                      rtmpURL=f"rtmp://{origin}/{app}/")
         fields.update(values)
         return fields
 
@@ -181,19 +275,20 @@ class World:
             if sid not in app.records:
                 return sid
 
-    def start_publishing(self, app: AppState, stream_id: str, now: float, **values) -> Record:
-        """Publish start: reuse the record or create a zombi one; status broadcasting, heartbeat on."""
+    def start_publishing(self, app: AppState, stream_id: str, now: float, origin: str, **values) -> Record:
+        """Publish start on node `origin`: reuse the record or create a zombi one; broadcasting, heartbeat on."""
         rec = app.records.get(stream_id)
         if rec is None:
-            rec = Record(self.new_fields(app.name, stream_id, now, zombi=True, type="liveStream",
+            rec = Record(self.new_fields(app.name, stream_id, now, origin, zombi=True, type="liveStream",
                                          publishType="WebRTC"))
             app.put(rec)
         main = values.pop("mainTrackStreamId", None)
-        start_ms = int(now * 1000)
+        # startTime/updateTime on the origin's clock, originAdress set again (AMAA L672-675 @ams-v2.8.2)
+        start_ms = int((now + self.offset_of(origin)) * 1000)
         rec.fields.update(status="broadcasting", startTime=start_ms, updateTime=start_ms, speed=1.0,
-                          originAdress=ORIGIN, **values)
+                          originAdress=origin, **values)
         if self.version.master_fields:
-            rec.fields.update(bitrate=LIVE_BITRATE, width=640, height=480, remoteIp=ORIGIN)
+            rec.fields.update(bitrate=LIVE_BITRATE, width=640, height=480, remoteIp="127.0.0.1")
         if main:
             app.set_main(rec, main)
         rec.hb = Heartbeat(now, self.period)

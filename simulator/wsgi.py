@@ -26,79 +26,87 @@ class AmsApp:
         self.world = sim.world
         self.control = control
         self.broadcast_routes = routes.broadcast_routes(sim.version)
-        self.root_routes: list = []
+        self.root_routes = routes.management_routes()
         self.app_routes = routes.app_routes()
 
     def __call__(self, environ, start_response):
-        """WSGI entry point."""
+        """WSGI entry point: the load balancer picks a live node, which answers and dates the reply."""
         method = environ["REQUEST_METHOD"].upper()
         path = _path(environ)
         query_string = environ.get("QUERY_STRING", "")
         body = _body(environ)
         if path == "/_sim" or path.startswith("/_sim/"):
             payload = self.control.handle(method, path, _query(query_string), body)
-            return self._send(payload, start_response)
-        reply, data = self.serve(environ, method, path, query_string, body)
+            return self._send(payload, start_response, None, None)
+        with self.world.lock:
+            node = self.world.pick_node()
+        if node is None:
+            return self._send(error_page(503, "Service Unavailable", "no live node"), start_response, None, None)
+        reply, data, target = self.serve(environ, method, path, query_string, body, node)
         if method in WRITE_METHODS:
-            self._log(method, path, query_string, body, reply)
-        return self._send(reply, start_response, data)
+            self._log(method, path, query_string, body, reply, target, node)
+        return self._send(reply, start_response, data, node)
 
-    def serve(self, environ, method, path, query_string, body):
-        """Apply faults, then answer as AMS would; returns the reply and its encoded body."""
+    def serve(self, environ, method, path, query_string, body, node):
+        """Apply faults, then answer as `node` would; returns the reply, its encoded body and the write target."""
         malformed = False
         for fault in self.sim.faults.take(path):
             if fault.kind == "latency":
                 self.sim.stopping.wait(fault.seconds)
             elif fault.kind == "status":
-                return _encoded(error_page(fault.status, reason(fault.status)))
+                return *_encoded(error_page(fault.status, reason(fault.status))), None
             elif fault.kind == "timeout":
                 self.sim.stopping.wait(fault.seconds)
-                return _encoded(empty(504))
+                return *_encoded(empty(504)), None
             else:
                 malformed = True
-        reply = self.dispatch(environ, method, path, _query(query_string), body)
+        reply, target = self.dispatch(environ, method, path, _query(query_string), body, node)
         reply, data = _encoded(reply)
         if malformed:
             data = _corrupt(data)
-        return reply, data
+        return reply, data, target
 
-    def dispatch(self, environ, method, path, query, body) -> Reply:
-        """Route to the management API or an app's REST API."""
+    def dispatch(self, environ, method, path, query, body, node):
+        """Route to the management API or an app's REST API; returns (reply, write target)."""
         root = _ROOT_PATH.match(path)
         if root:
             denied = self.sim.server_auth.check(root.group(1), environ.get("HTTP_PROXYAUTHORIZATION"))
-            return denied or self._handle(self.root_routes, method, root.group(1), query, body, None)
+            return denied or self._handle(self.root_routes, method, root.group(1), query, body, None, node)
         found = _APP_PATH.match(path)
         if not found or found.group(1) not in self.world.apps:
-            return not_found_page()
+            return not_found_page(), None
         denied = self.sim.auth.check(environ.get("REMOTE_ADDR", ""), environ.get("HTTP_AUTHORIZATION"))
         if denied is not None:
-            return denied
+            return denied, None
         app, rest = self.world.apps[found.group(1)], found.group(2) or ""
-        if rest == "version":
-            return self._handle(self.app_routes, method, rest, query, body, app)
         sub = _BROADCASTS.match(rest)
         if not sub:
-            return not_found_page()
-        return self._handle(self.broadcast_routes, method, (sub.group(1) or "").rstrip("/"), query, body, app)
+            return self._handle(self.app_routes, method, rest, query, body, app, node)
+        return self._handle(self.broadcast_routes, method, (sub.group(1) or "").rstrip("/"), query, body, app, node)
 
-    def _handle(self, table, method, sub_path, query, body, app) -> Reply:
+    def _handle(self, table, method, sub_path, query, body, app, node):
         """Run the matching handler under the world lock; 400 for an unreadable body."""
         handler, params = routes.match(table, method, sub_path)
         if handler is None:
-            return error_page(405, "Method Not Allowed") if params else not_found_page()
+            return (error_page(405, "Method Not Allowed") if params else not_found_page()), None
         with self.world.lock:
-            req = Request(self.world, self.sim.clock.now(), query, body, app)
+            now = self.sim.clock.now()
+            self.world.settle(now)
+            req = Request(self.world, now, query, body, app, node)
             try:
-                return handler(req, **params)
+                reply = handler(req, **params)
             except BadBody as exc:
-                return error_page(400, "Bad Request", str(exc))
+                return error_page(400, "Bad Request", str(exc)), None
             except Exception:  # a bug here must not kill the server thread
                 traceback.print_exc(file=sys.stderr)
-                return error_page(500, "Internal Server Error")
+                return error_page(500, "Internal Server Error"), None
+            target = routes.write_target(params, query, reply) if method in WRITE_METHODS else None
+            if target is not None and app is not None:
+                _evict(node, app.name, target, params)
+        return reply, target
 
-    def _log(self, method, path, query_string, body, reply: Reply) -> None:
-        """Append the write to the simulator's write log."""
+    def _log(self, method, path, query_string, body, reply: Reply, target, node) -> None:
+        """Append the write, its target stream and its serving node to the simulator's write log."""
         success = None
         if isinstance(reply.body, dict) and isinstance(reply.body.get("success"), bool):
             success = reply.body["success"]
@@ -108,17 +116,23 @@ class AmsApp:
             success = True
         text = body.decode("utf-8", "replace")
         self.sim.writes.append(WriteRecord(self.sim.clock.now(), method, path, query_string, text,
-                                           reply.status, success))
+                                           reply.status, success, target, node.address))
 
-    def _send(self, reply, start_response, data: bytes | None = None):
-        """Status line and headers; Date always from AMS's (possibly skewed) clock."""
+    def _send(self, reply, start_response, data: bytes | None, node):
+        """Status line and headers; Date from the answering machine's clock (proxy, else node)."""
         if data is None:
             reply, data = _encoded(reply)
-        headers = [("Content-Length", str(len(data))), ("Date", formatdate(self.sim.clock.now(), usegmt=True))]
+        headers = [("Content-Length", str(len(data))), ("Date", formatdate(self.sim.date_seconds(node), usegmt=True))]
         if reply.content_type:
             headers.insert(0, ("Content-Type", reply.content_type))
         start_response(f"{reply.status} {reason(reply.status)}", headers)
         return [data]
+
+
+def _evict(node, app: str, target: str, params: dict) -> None:
+    """A write through a node refreshes that node's cached copies only (MongoStore L296-320, L496-507 @ams-v3.0.3)."""
+    for sid in {target, *(v for v in params.values() if isinstance(v, str))}:
+        node.cache.pop((app, sid), None)
 
 
 def _encoded(reply: Reply):
