@@ -21,6 +21,7 @@ __all__ = ["Outcome", "Remediator", "Decided", "REMEDIATION"]
 
 log = logging.getLogger("remediator")
 REMEDIATION = "delete_stream"
+GHOST_ALERT = "AntMediaGhostStream"  # the only alert whose evidence (heartbeat_timestamp) this acts on
 # AMS stream ids and app names; anything else (a URL, a path) is refused before any request.
 _NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.\-]{1,200}$")
 
@@ -64,7 +65,7 @@ class Remediator:
 
     def _flag(self, alert: Alert, now: float) -> None:
         """Count a firing remediation alert towards its app's blast radius."""
-        if alert.firing and _label(alert, "remediation") == REMEDIATION:
+        if alert.firing and _label(alert, "remediation") == REMEDIATION and _label(alert, "alertname") == GHOST_ALERT:
             ams, app, stream = (_label(alert, k) for k in ("ams", "app", "stream_id"))
             if ams in self.revalidators and _NAME.match(app) and _NAME.match(stream):
                 self.flagged.flag((ams, app), stream, now)
@@ -90,7 +91,7 @@ class Remediator:
         """Checks that need no AMS: status, labels, configured AMS and app, lists, kill switch."""
         if not alert.firing:
             raise Decided("skipped", "resolved")
-        if _label(alert, "remediation") != REMEDIATION:
+        if _label(alert, "remediation") != REMEDIATION or _label(alert, "alertname") != GHOST_ALERT:
             raise Decided("skipped", "not_remediable")
         if self._kill_switch_on():
             raise Decided("skipped", "kill_switch", self.config.kill_switch_file or "")
@@ -146,7 +147,7 @@ class Remediator:
         revalidator = self.revalidators[outcome.ams]
         calls = revalidator.calls(outcome.calls)
         try:
-            target = revalidator.revalidate(outcome.app, outcome.stream_id, outcome.room, calls)
+            target = revalidator.revalidate(outcome.app, outcome.stream_id, outcome.room, alert.heartbeat_ms, calls)
         except Decided as decision:
             if decision.reason == "not_found":
                 self.handled.settle(key, "not_found")

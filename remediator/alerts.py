@@ -11,6 +11,9 @@ from typing import Any, Mapping
 __all__ = ["Alert", "Notification", "PayloadError", "parse_notification", "parse_time"]
 
 STATUSES = ("firing", "resolved")
+# The ghost rule's annotation: updateTime / 1000 as Prometheus saw it unchanged (rules/antmedia.rules.yml).
+HEARTBEAT_ANNOTATION = "heartbeat_timestamp"
+_DECIMAL = re.compile(r"\d{1,16}(?:\.\d{1,6})?")
 # Go's RFC 3339 output carries up to 9 fractional digits; Python parses at most 6.
 _RFC3339 = re.compile(
     r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$"
@@ -37,6 +40,15 @@ class Alert:
     def firing(self) -> bool:
         """True while the alert fires."""
         return self.status == "firing"
+
+    @property
+    def heartbeat_ms(self) -> int | None:
+        """The alert's evidence: updateTime (ms) that the rule saw unchanged; None when absent or junk."""
+        text = self.annotations.get(HEARTBEAT_ANNOTATION, "")
+        if not _DECIMAL.fullmatch(text):
+            return None
+        ms = round(float(text) * 1000)
+        return ms if 0 < ms < 2**63 else None
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ __all__ = ["RemediatorMetrics", "DECISIONS", "AMS_ACTIONS", "AMS_RESULTS", "WEBH
 DECISIONS = (
     ("evicted", "ok"),
     ("dry_run", "ok"),
-    ("skipped", "not_ghost"), ("skipped", "main_track"), ("skipped", "denied"),
+    ("skipped", "not_ghost"), ("skipped", "main_track"), ("skipped", "not_pushed"), ("skipped", "denied"),
     ("skipped", "silenced"), ("skipped", "inhibited"), ("skipped", "not_active"),
     ("skipped", "rate_limited"), ("skipped", "blast_radius"), ("skipped", "duplicate"),
     ("skipped", "not_found"), ("skipped", "kill_switch"),
+    ("failed", "alive_on_stop"), ("failed", "heartbeat_resumed"),
     ("failed", "write_failed"), ("failed", "ams_error"), ("failed", "ams_auth"), ("failed", "internal_error"),
     ("deferred", "ams_unavailable"), ("deferred", "alertmanager_unavailable"),
 )

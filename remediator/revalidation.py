@@ -23,25 +23,26 @@ class Revalidation:
 
     verdict: ghost.Verdict
     broadcast: Broadcast | None
-    server_time: float | None
     rooms: tuple[str, ...]
 
 
-def revalidate(client: AmsClient, app: str, stream_id: str, room: str | None = None,
-               stale_after_seconds: float | None = None) -> Revalidation:
-    """Fresh GET plus room checks on AMS, judged by the shared ghost predicate."""
-    fetched = client.get_broadcast(app, stream_id)
-    b = fetched.broadcast
+def revalidate(client: AmsClient, app: str, stream_id: str, room: str | None, evidence_ms: int | None) -> Revalidation:
+    """Fresh GET plus room checks on AMS, judged by the shared ghost predicate.
+
+    Stale on one clock: the alert fired because Prometheus saw updateTime keep the value
+    evidence_ms for longer than the threshold, on its own sample times; a fresh read showing that
+    very value means it has not advanced since. Any other value (or no evidence) is not a ghost.
+    """
+    b = client.get_broadcast(app, stream_id).broadcast
     if b is None:
-        return Revalidation(ghost.Verdict(False, "not_found"), None, fetched.server_time, ())
+        return Revalidation(ghost.Verdict(False, "not_found"), None, ())
     version = client.version(app)
     candidates = {r for r in (b.main_track_id, room) if r and r != stream_id}
     listed = tuple(sorted(r for r in candidates if stream_id in client.get_room_members(app, r)))
     rooms = tuple(sorted(set(listed) | ({b.main_track_id} - {"", stream_id})))
-    main_ids = {stream_id} if _is_room(client, app, stream_id, version) else ()
-    stale = stale_after_seconds if stale_after_seconds is not None else ghost.stale_threshold(client.server, version)
-    verdict = ghost.ghost_verdict(b, fetched.server_time, stale, listed, main_ids)
-    return Revalidation(verdict, b, fetched.server_time, rooms)
+    stale = None if evidence_ms is None else b.update_time_ms == evidence_ms
+    verdict = ghost.ghost_verdict(b, stale, bool(listed), _is_room(client, app, stream_id, version))
+    return Revalidation(verdict, b, rooms)
 
 
 def _is_room(client: AmsClient, app: str, stream_id: str, version: AmsVersion) -> bool:
@@ -105,6 +106,8 @@ class Target:
     zombi: bool
     conference_rooms: bool
     reason: str
+    evidence_ms: int
+    finished: bool = False  # AMS already reads it finished: a finishing PUT would change nothing
 
     def plan(self, non_zombi_action: str) -> str:
         """The eviction steps, for the audit line and the answer."""
@@ -113,7 +116,10 @@ class Target:
             steps.append(f"remove_subtrack({room})")
             if self.conference_rooms:
                 steps.append(f"remove_room_member({room})")
-        steps.append("delete" if self.zombi else non_zombi_action)
+        if self.zombi or non_zombi_action == "delete":
+            steps.append("delete")
+        elif not self.finished:
+            steps.append(non_zombi_action)
         return ", ".join(steps)
 
 
@@ -134,23 +140,24 @@ class Revalidator:
         """A call recorder for one alert."""
         return Calls(self.server.name, log, self.metrics)
 
-    def revalidate(self, app: str, stream: str, label_room: str | None, calls: Calls) -> Target:
-        """Fresh GET, rooms and the shared ghost predicate, judged on AMS's clock (HTTP Date)."""
+    def revalidate(self, app: str, stream: str, label_room: str | None, evidence_ms: int | None,
+                   calls: Calls) -> Target:
+        """Fresh GET, rooms and the shared ghost predicate; stale only if updateTime is the evidence's."""
         version = calls.run("get", "version", self.client.version, app)
-        # The same predicate and threshold as the exporter publishes for the rule.
-        check = calls.run("get", f"revalidate {stream}", revalidate, self.client, app, stream, label_room)
-        verdict = check.verdict
-        if check.broadcast is None:
+        check = calls.run("get", f"revalidate {stream}", revalidate, self.client, app, stream, label_room,
+                          evidence_ms)
+        verdict, b = check.verdict, check.broadcast
+        if b is None:
             raise Decided("skipped", "not_found", "AMS has no such broadcast")
-        if verdict.reason == "main_track":
-            raise Decided("skipped", "main_track", "the record is a room")
+        if verdict.reason in ("main_track", "not_pushed"):
+            raise Decided("skipped", verdict.reason, f"type {b.type}" if verdict.reason == "not_pushed" else "")
         if not verdict.is_ghost:
-            age = "" if verdict.age_seconds is None else f" (heartbeat age {verdict.age_seconds:.1f}s on AMS's clock)"
-            raise Decided("skipped", "not_ghost", f"{verdict.reason}{age}")
+            seen = "" if evidence_ms is None else f" (updateTime {b.update_time_ms}, alert saw {evidence_ms})"
+            raise Decided("skipped", "not_ghost", f"{verdict.reason}{seen}")
         rooms = tuple(check.rooms)
         return Target(app=app, stream_id=stream, room=rooms[0] if rooms else None, rooms=rooms,
-                      zombi=check.broadcast.zombi, conference_rooms=version.has_conference_rooms,
-                      reason=verdict.reason)
+                      zombi=b.zombi, conference_rooms=version.has_conference_rooms,
+                      reason=verdict.reason, evidence_ms=b.update_time_ms, finished=b.status == "finished")
 
     def live_count(self, app: str, calls: Calls, ttl: float) -> int:
         """Publishers that claim to be live, cached for ttl seconds (one list pass per app)."""
@@ -162,24 +169,44 @@ class Revalidator:
         snapshot = calls.run("get", "list", self.client.snapshot, app)
         members = snapshot.members
         count = sum(1 for b in snapshot.broadcasts
-                    if ghost.claims_live(b, members) and not ghost.is_main_track(b, snapshot))
+                    if ghost.is_pushed(b) and ghost.claims_live(b, members) and not ghost.is_main_track(b, snapshot))
         with self._lock:
             self._live[app] = (now + ttl, count)
         return count
 
     def evict(self, target: Target, non_zombi_action: str, calls: Calls) -> None:
-        """Stop, leave every room, then delete (zombi) or finish/delete (non-zombi)."""
+        """Stop, leave every room, then delete (zombi) or finish/delete (non-zombi); abort on any sign of life.
+
+        The order limits what a wrong verdict can cost a live participant: the stop comes first and
+        alone, and if it finds a publisher to stop (success: a ghost has none on the node that
+        answers) nothing else is written, so the participant keeps its record and its room and can
+        resume; the record is re-read before the room and the record are touched.
+        """
         app, stream = target.app, target.stream_id
-        # A ghost has no publisher on this node, so stop usually answers success=false: harmless.
-        calls.run("stop", stream, self.client.stop_broadcast, app, stream)
+        stopped = calls.run("stop", stream, self.client.stop_broadcast, app, stream)
+        if stopped.success:
+            raise Decided("failed", "alive_on_stop", "AMS found a publisher to stop; nothing else written")
+        if not self._unchanged(target, calls):
+            return
         for room in target.rooms:
             self._leave_room(target, room, calls)
         if target.zombi or non_zombi_action == "delete":
             self._delete(target, calls)
-        else:
+        elif not target.finished:
             result = calls.run("finish", stream, self.client.finish_broadcast, app, stream)
             if not result.success:
                 raise Decided("failed", "write_failed", f"finish: {result.message or 'success=false'}")
+
+    def _unchanged(self, target: Target, calls: Calls) -> bool:
+        """Re-read before touching rooms and record: False when the record is gone; aborts if its heartbeat moved."""
+        again = calls.run("get", f"broadcast {target.stream_id}", self.client.get_broadcast, target.app,
+                          target.stream_id).broadcast
+        if again is None:
+            return bool(target.rooms)  # the record went with the stop; its room listing may remain
+        if again.update_time_ms != target.evidence_ms:
+            raise Decided("failed", "heartbeat_resumed",
+                          f"updateTime moved to {again.update_time_ms} during the eviction; nothing else written")
+        return True
 
     def _leave_room(self, target: Target, room: str, calls: Calls) -> None:
         """Both room models; judged by the membership AMS reports afterwards."""

@@ -32,9 +32,13 @@ def fixture(name: str) -> dict[str, Any]:
 
 
 def alert(stream: str, room: str | None = "room1", status: str = "firing", ams: str = "main",
-          app: str = APP, starts_at: str = "2026-11-25T00:00:00Z", **labels: str) -> dict[str, Any]:
-    """One alert shaped like the firing fixture's."""
+          app: str = APP, starts_at: str = "2026-11-25T00:00:00Z", heartbeat: float | None = NOW - 60,
+          **labels: str) -> dict[str, Any]:
+    """One alert shaped like the firing fixture's; heartbeat is its evidence (FakeAms.add's default age)."""
     item = copy.deepcopy(fixture("firing.json")["alerts"][0])
+    item["annotations"].pop("heartbeat_timestamp", None)
+    if heartbeat is not None:
+        item["annotations"]["heartbeat_timestamp"] = f"{heartbeat:.3f}"
     item["status"] = status
     item["startsAt"] = starts_at
     item["labels"].update({"ams": ams, "app": app, "stream_id": stream})

@@ -11,7 +11,8 @@ from remediator.app import create_app
 from remediator.audit import AuditLog
 from remediator.config import Settings
 from remediator.wiring import build_deps, close_deps
-from remediator_support import APP, alert, notification, post, remediator_config, sample
+from remediator_support import APP, notification, post, remediator_config, sample
+from remediator_support import alert as payload_alert
 from simulator import ManualClock, Simulator
 
 VERSIONS = ("2.8.2", "3.0.0")
@@ -52,6 +53,15 @@ class World:
         assert self.sim.drop(APP, stream)
         self.clock.advance(10.0)
 
+    def alert(self, stream: str, behind: float = 0.0, **kw) -> dict:
+        """An alert whose evidence is the updateTime AMS holds now, or one `behind` seconds older.
+
+        behind > 0 is what a rule that saw an earlier heartbeat would carry: the stream advanced since.
+        """
+        record = self.sim.broadcast(APP, stream)
+        seen = (record or {}).get("updateTime") or 0
+        return payload_alert(stream, heartbeat=max(seen / 1000 - behind, 0.001), **kw)
+
     def writes(self) -> list[tuple[str, str, str]]:
         return [(w.method, w.path, w.query) for w in self.sim.writes]
 
@@ -81,7 +91,7 @@ def _outcome(response):
 def test_ghost_on_2_8_2_is_evicted_in_the_reference_order(world):
     w = world("2.8.2")
     w.make_ghost()
-    response = post(w.client, notification(alert("ghost1")))
+    response = post(w.client, notification(w.alert("ghost1")))
     assert response.status_code == 200 and _outcome(response) == ("evicted", "ok")
     base = f"/{APP}/rest/v2/broadcasts"
     assert [(m, p) for m, p, _ in w.writes()] == [
@@ -100,7 +110,7 @@ def test_ghost_on_2_8_2_is_evicted_in_the_reference_order(world):
 def test_ghost_on_3_0_0_is_evicted_without_touching_the_room(world):
     w = world("3.0.0")
     w.make_ghost()
-    response = post(w.client, notification(alert("ghost1")))
+    response = post(w.client, notification(w.alert("ghost1")))
     assert _outcome(response) == ("evicted", "ok")
     base = f"/{APP}/rest/v2/broadcasts"
     writes = w.writes()
@@ -114,7 +124,7 @@ def test_ghost_on_3_0_0_is_evicted_without_touching_the_room(world):
 def test_no_partial_put_and_no_room_delete_ever(world, version):
     w = world(version)
     w.make_ghost()
-    post(w.client, notification(alert("ghost1"), alert("room1", room=None), alert("alive1")))
+    post(w.client, notification(w.alert("ghost1"), w.alert("room1", room=None), w.alert("alive1", behind=5.0)))
     assert all(m != "PUT" for m, _, _ in w.writes())
     assert all(not p.endswith("/room1") for _, p, _ in w.writes())
     assert w.sim.broadcast(APP, "room1") is not None
@@ -124,7 +134,7 @@ def test_no_partial_put_and_no_room_delete_ever(world, version):
 def test_healthy_stream_named_in_a_firing_alert_is_not_touched(world, version):
     w = world(version)
     w.clock.advance(10.0)
-    response = post(w.client, notification(alert("alive1")))
+    response = post(w.client, notification(w.alert("alive1", behind=5.0)))
     assert _outcome(response) == ("skipped", "not_ghost") and w.writes() == []
 
 
@@ -132,7 +142,7 @@ def test_healthy_stream_named_in_a_firing_alert_is_not_touched(world, version):
 def test_main_track_is_never_touched_even_when_it_looks_stale(world, version):
     w = world(version)
     w.clock.advance(60.0)
-    response = post(w.client, notification(alert("room1", room=None)))
+    response = post(w.client, notification(w.alert("room1", room=None)))
     assert _outcome(response) == ("skipped", "main_track") and w.writes() == []
 
 
@@ -140,7 +150,7 @@ def test_empty_room_on_2_8_2_is_still_a_room(world):
     w = world("2.8.2")
     w.sim.create_room(APP, "empty")
     w.clock.advance(60.0)
-    response = post(w.client, notification(alert("empty", room=None)))
+    response = post(w.client, notification(w.alert("empty", room=None)))
     assert _outcome(response)[0] == "skipped" and w.writes() == []
 
 
@@ -148,8 +158,8 @@ def test_labels_carrying_urls_send_no_request_anywhere_else(world):
     w = world("2.8.2")
     w.make_ghost()
     evil = "http://127.0.0.1:1/steal"
-    body = notification(alert("ghost1", ams=evil), alert(evil), alert("ghost1", room=evil),
-                        alert("ghost1", app="http:"), alert("ghost1", generator="http://x", runbook=evil))
+    body = notification(w.alert("ghost1", ams=evil), w.alert(evil), w.alert("ghost1", room=evil),
+                        w.alert("ghost1", app="http:"), w.alert("ghost1", generator="http://x", runbook=evil))
     response = post(w.client, body)
     assert response.status_code == 200
     assert w.transport.hosts and set(w.transport.hosts) == {("127.0.0.1", w.sim.port)}
@@ -159,7 +169,7 @@ def test_labels_carrying_urls_send_no_request_anywhere_else(world):
 def test_triple_delivery_evicts_once(world):
     w = world("2.8.2")
     w.make_ghost()
-    codes = [post(w.client, notification(alert("ghost1"))).status_code for _ in range(3)]
+    codes = [post(w.client, notification(w.alert("ghost1"))).status_code for _ in range(3)]
     assert codes == [200] * 3
     deletes = [p for m, p, _ in w.writes() if (m, p) == ("DELETE", f"/{APP}/rest/v2/broadcasts/ghost1")]
     assert len(deletes) == 1 and sample(w.deps, "antmedia_remediator_duplicates_total") == 2
@@ -169,7 +179,7 @@ def test_triple_delivery_evicts_once(world):
 def test_dry_run_writes_nothing(world, version):
     w = world(version, dry_run=True)
     w.make_ghost()
-    response = post(w.client, notification(alert("ghost1")))
+    response = post(w.client, notification(w.alert("ghost1")))
     assert _outcome(response) == ("dry_run", "ok") and w.writes() == []
     assert w.sim.broadcast(APP, "ghost1") is not None
 
@@ -179,11 +189,11 @@ def test_ams_down_answers_503_without_a_write_then_evicts_after_recovery(world, 
     w = world("2.8.2", timeout=0.3)
     w.make_ghost()
     w.sim.faults.inject(path_regex=".*", **fault)
-    response = post(w.client, notification(alert("ghost1")))
+    response = post(w.client, notification(w.alert("ghost1")))
     assert response.status_code == 503 and _outcome(response) == ("deferred", "ams_unavailable")
     assert w.writes() == []
     w.sim.faults.clear()
-    response = post(w.client, notification(alert("ghost1")))
+    response = post(w.client, notification(w.alert("ghost1")))
     assert response.status_code == 200 and _outcome(response) == ("evicted", "ok")
 
 
@@ -191,8 +201,8 @@ def test_ams_failing_mid_eviction_is_retried_to_completion(world):
     w = world("2.8.2")
     w.make_ghost()
     w.sim.faults.inject(kind="status", status=503, path_regex=r"/conference-rooms/room1/ghost1$", count=1)
-    assert post(w.client, notification(alert("ghost1"))).status_code == 503
-    response = post(w.client, notification(alert("ghost1")))
+    assert post(w.client, notification(w.alert("ghost1"))).status_code == 503
+    response = post(w.client, notification(w.alert("ghost1")))
     assert response.status_code == 200 and _outcome(response) == ("evicted", "ok")
     assert w.sim.broadcast(APP, "ghost1") is None and "ghost1" not in w.sim.room_members(APP, "room1")
 
@@ -202,7 +212,7 @@ def test_ams_failing_mid_eviction_is_retried_to_completion(world):
 def test_clock_skew_of_five_minutes_evicts_ghosts_and_spares_healthy_streams(world, version, offset):
     w = world(version, offset=offset)
     w.make_ghost()
-    response = post(w.client, notification(alert("ghost1"), alert("alive1")))
+    response = post(w.client, notification(w.alert("ghost1"), w.alert("alive1", behind=5.0)))
     decisions = [(o["stream_id"], o["decision"]) for o in response.get_json()["outcomes"]]
     assert decisions == [("ghost1", "evicted"), ("alive1", "skipped")]
     assert w.sim.broadcast(APP, "alive1") is not None
@@ -211,7 +221,7 @@ def test_clock_skew_of_five_minutes_evicts_ghosts_and_spares_healthy_streams(wor
 def test_ams_refusing_the_remediator_is_a_failure_not_a_retry(world):
     w = world("2.8.2", jwt_secret="the-ams-secret")
     w.make_ghost()
-    response = post(w.client, notification(alert("ghost1")))
+    response = post(w.client, notification(w.alert("ghost1")))
     assert response.status_code == 200 and _outcome(response) == ("failed", "ams_auth")
     assert w.writes() == []
     assert sample(w.deps, "antmedia_remediator_decisions_total", ams="main", app=APP,
@@ -224,7 +234,7 @@ def test_blast_radius_counts_live_streams_on_ams(world):
     for stream in ids[:4]:
         w.sim.drop(APP, stream)
     w.clock.advance(10.0)
-    response = post(w.client, notification(*[alert(s, room=None) for s in ids[:4]]))
+    response = post(w.client, notification(*[w.alert(s, room=None) for s in ids[:4]]))
     outcomes = response.get_json()["outcomes"]
     assert {o["reason"] for o in outcomes} == {"blast_radius"} and w.writes() == []
     assert "4 of 10 live streams" in outcomes[0]["detail"]
@@ -237,7 +247,7 @@ def test_precreated_ghost_is_finished_never_with_a_partial_put_on_2_8_2(world, v
     assert created.status_code == 200
     assert w.sim.join(APP, "room1", "booked")
     w.make_ghost("booked")
-    response = post(w.client, notification(alert("booked")))
+    response = post(w.client, notification(w.alert("booked")))
     assert _outcome(response) == ("evicted", "ok")
     puts = [write for write in w.sim.writes if write.method == "PUT"]
     assert len(puts) == 1 and puts[0].path.endswith("/booked")
