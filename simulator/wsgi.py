@@ -71,7 +71,9 @@ class AmsApp:
         root = _ROOT_PATH.match(path)
         if root:
             denied = self.sim.server_auth.check(root.group(1), environ.get("HTTP_PROXYAUTHORIZATION"))
-            return denied or self._handle(self.root_routes, method, root.group(1), query, body, None, node)
+            if denied is not None:
+                return denied, None
+            return self._handle(self.root_routes, method, root.group(1), query, body, None, node)
         found = _APP_PATH.match(path)
         if not found or found.group(1) not in self.world.apps:
             return not_found_page(), None
