@@ -9,13 +9,15 @@ import pytest
 from ams.server import AmsServer
 from remediator.app import create_app
 from remediator.audit import AuditLog
-from remediator.config import Settings
+from service.config import Config as Settings
 from remediator.wiring import build_deps, close_deps
 from remediator_support import APP, notification, post, remediator_config, sample
 from remediator_support import alert as payload_alert
 from simulator import ManualClock, Simulator
 
 VERSIONS = ("2.8.2", "3.0.0")
+GRACE = 2.0  # the simulated webRTCClientStartTimeoutMs, and the config's reconnect_grace_seconds
+THRESHOLD = 3 * 1.0 + GRACE + 0.5 + 3.0  # stale_heartbeats x period + grace + AMS's write delay and read cache
 
 
 class RecordingTransport(httpx.HTTPTransport):
@@ -34,24 +36,24 @@ class World:
     """A started simulator with one room, a ghost, a healthy participant and a remediator app."""
 
     def __init__(self, version: str, offset: float = 0.0, timeout: float = 2.0, jwt_secret: str | None = None,
-                 **config) -> None:
+                 sim: dict | None = None, **config) -> None:
         self.clock = ManualClock(start=time.time(), offset_seconds=offset)
-        self.sim = Simulator(ams_version=version, heartbeat_seconds=1.0, clock=self.clock,
-                             jwt_secret=jwt_secret).start()
+        self.sim = Simulator(ams_version=version, heartbeat_seconds=1.0, clock=self.clock, jwt_secret=jwt_secret,
+                             reconnect_grace_seconds=GRACE, **(sim or {})).start()
         self.sim.create_room(APP, "room1")
         assert self.sim.join(APP, "room1", "ghost1") and self.sim.join(APP, "room1", "alive1")
         self.transport = RecordingTransport()
         server = AmsServer(name="main", url=self.sim.url, apps=(APP,), heartbeat_seconds=1.0,
-                           stale_heartbeats=3, timeout_seconds=timeout)
+                           stale_heartbeats=3, reconnect_grace_seconds=GRACE, timeout_seconds=timeout)
         self.audit = io.StringIO()
         self.deps = build_deps(Settings(ams=(server,), remediator=remediator_config(**config)),
                                ams_transport=self.transport, audit=AuditLog(self.audit))
         self.client = create_app(self.deps).test_client()
 
     def make_ghost(self, stream: str = "ghost1") -> None:
-        """Drop the network, then let 10 s of AMS time pass (threshold: 3 heartbeats of 1 s)."""
+        """Drop the network, then let AMS time pass beyond the threshold (what the rule waits for)."""
         assert self.sim.drop(APP, stream)
-        self.clock.advance(10.0)
+        self.clock.advance(THRESHOLD + 2.0)
 
     def alert(self, stream: str, behind: float = 0.0, **kw) -> dict:
         """An alert whose evidence is the updateTime AMS holds now, or one `behind` seconds older.
@@ -257,3 +259,95 @@ def test_precreated_ghost_is_finished_never_with_a_partial_put_on_2_8_2(world, v
         assert {"streamId", "subTrackStreamIds", "updateTime", "receivedBytes", "metaData"} <= set(body)
     assert w.sim.broadcast(APP, "booked")["status"] == "finished"
     assert "booked" not in w.sim.room_members(APP, "room1")
+
+
+# ---------------------------------------------------------------- what AMS would keep is never written to
+
+SOURCE_TYPES = ("ipCamera", "streamSource", "playlist")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("kind", SOURCE_TYPES)
+def test_a_stuck_pulled_source_is_never_written_even_when_a_crafted_alert_names_it(world, version, kind):
+    w = world(version)
+    w.sim.add_source(APP, "cam1", type=kind)
+    assert w.sim.stick_source(APP, "cam1")
+    w.clock.advance(THRESHOLD + 25.0)  # past 3.x's computed terminated_unexpectedly (2 periods)
+    response = post(w.client, notification(w.alert("cam1", room=None), w.alert("cam1", room="room1")))
+    assert [(o["decision"], o["reason"]) for o in response.get_json()["outcomes"]][0] == ("skipped", "not_pushed")
+    assert w.writes() == [] and w.sim.broadcast(APP, "cam1") is not None
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_participant_resuming_within_the_grace_is_never_written(world, version):
+    """Drop right after a heartbeat, resume at the very end of AMS's grace; the rule's alert cannot precede it."""
+    w = world(version)
+    evidence = w.alert("alive1")  # the heartbeat the rule would have seen frozen
+    assert w.sim.blink(APP, "alive1", GRACE - 0.01)
+    w.clock.advance(THRESHOLD - 0.1)  # just inside the threshold: the resume has written a heartbeat
+    response = post(w.client, notification(evidence))
+    assert _outcome(response) == ("skipped", "not_ghost") and w.writes() == []
+    assert w.sim.broadcast(APP, "alive1")["status"] == "broadcasting"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("proxy", [-30.0, 30.0])
+def test_a_proxy_dating_answers_with_its_own_clock_changes_no_verdict(world, version, proxy):
+    w = world(version, sim={"proxy_clock_offset_seconds": proxy})
+    w.make_ghost()
+    healthy = w.alert("alive1", behind=1.0)  # a rule that saw alive1's previous heartbeat
+    response = post(w.client, notification(w.alert("ghost1"), healthy))
+    decisions = [(o["stream_id"], o["decision"], o["reason"]) for o in response.get_json()["outcomes"]]
+    assert decisions == [("ghost1", "evicted", "ok"), ("alive1", "skipped", "not_ghost")]
+    assert {write.stream_id for write in w.sim.writes} == {"ghost1"}
+
+
+CLUSTER = [{"address": "10.0.0.1", "clock_offset_seconds": 0.0},
+           {"address": "10.0.0.2", "clock_offset_seconds": 30.0},
+           {"address": "10.0.0.3", "clock_offset_seconds": -45.0}]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_cluster_with_skewed_node_clocks_loses_every_ghost_and_no_healthy_stream(world, version):
+    w = world(version, sim={"nodes": CLUSTER})
+    ghosts = [f"g{i}" for i in range(3)]
+    healthy = [f"h{i}" for i in range(3)]
+    for i, node in enumerate(n["address"] for n in CLUSTER):
+        assert w.sim.join(APP, "room1", ghosts[i], node=node) and w.sim.join(APP, "room1", healthy[i], node=node)
+    evidence = {s: w.alert(s) for s in healthy}  # what a rule saw before their next heartbeats
+    for stream in ghosts:
+        assert w.sim.drop(APP, stream)
+    w.clock.advance(THRESHOLD + 2.0)
+    response = post(w.client, notification(*[w.alert(s) for s in ghosts], *evidence.values()))
+    decisions = {o["stream_id"]: (o["decision"], o["reason"]) for o in response.get_json()["outcomes"]}
+    assert decisions == {**{s: ("evicted", "ok") for s in ghosts}, **{s: ("skipped", "not_ghost") for s in healthy}}
+    assert {write.stream_id for write in w.sim.writes} == set(ghosts)
+    assert not set(ghosts) & set(w.sim.room_members(APP, "room1"))
+    assert set(healthy) <= set(w.sim.room_members(APP, "room1"))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_an_alert_without_evidence_or_from_another_rule_writes_nothing(world, version):
+    w = world(version)
+    w.make_ghost()
+    bare = w.alert("ghost1")
+    bare["annotations"].pop("heartbeat_timestamp")
+    other = w.alert("ghost1", alertname="MyOwnStaleRule")
+    response = post(w.client, notification(bare, other))
+    assert [(o["decision"], o["reason"]) for o in response.get_json()["outcomes"]] == [
+        ("skipped", "not_ghost"), ("skipped", "not_remediable")]
+    assert w.writes() == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_stop_that_finds_a_publisher_aborts_the_eviction_before_room_and_record(world, version):
+    """Evidence that matches a live stream (a rule bug, or a crafted alert): AMS's stop finds the publisher."""
+    w = world(version)
+    response = post(w.client, notification(w.alert("alive1")))
+    assert _outcome(response) == ("failed", "alive_on_stop")
+    assert [(m, p.rsplit("/", 2)[-2:]) for m, p, _ in w.writes()] == [("POST", ["alive1", "stop"])]
+    # Whatever AMS's own stop did, nothing of ours followed it: the participant can publish again.
+    record = w.sim.broadcast(APP, "alive1")
+    assert (record is not None and "alive1" in w.sim.room_members(APP, "room1")) or w.sim.reconnect(APP, "alive1")
+    assert sample(w.deps, "antmedia_remediator_decisions_total", ams="main", app=APP,
+                  outcome="failed", reason="alive_on_stop") == 1
