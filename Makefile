@@ -11,7 +11,7 @@ test: venv system-deps
 	$(PY) -m pytest
 
 demo: venv system-deps
-	$(PY) -m stack.demo
+	$(PY) -m demo
 
 # Benchmarks are not tests: each takes minutes and rewrites its section of bench/RESULTS.md.
 bench: venv system-deps

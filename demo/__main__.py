@@ -1,4 +1,4 @@
-"""`python -m stack.demo`: a conference on the simulated AMS heals itself through real Prometheus and Alertmanager."""
+"""`python -m demo`: a conference on the simulated AMS heals itself through real Prometheus and Alertmanager."""
 from __future__ import annotations
 
 import argparse
@@ -7,13 +7,13 @@ import signal
 import sys
 import time
 
+from demo.summary import Summary, format_summary, summarize
+from demo.timeline import Timeline
+from demo.watch import Watcher
 from simulator.scenario import run_conference
 from stack.process import StackError
 from stack.runner import Stack, StackOptions
-from stack.summary import Summary, format_summary, summarize
-from stack.timeline import Timeline
 from stack.timing import ACCELERATED
-from stack.watch import Watcher
 from stack.writes import wrongly_touched
 
 APP = "WebRTCAppEE"
@@ -24,7 +24,7 @@ KINDS = {"room": "note", "rejoin": "note", "state": "state"}
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Version and heartbeat of the simulated AMS."""
-    parser = argparse.ArgumentParser(prog="python -m stack.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
     parser.add_argument("--ams-version", default="2.8.2", help="simulated AMS version (2.8.2 or 3.0.0)")
     parser.add_argument("--heartbeat-seconds", type=float, default=ACCELERATED.heartbeat_seconds,
                         help="simulated heartbeat period (accelerated: 1 s)")

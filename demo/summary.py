@@ -5,6 +5,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from stack.writes import describe_write
+
 
 @dataclass(frozen=True)
 class GhostOutcome:
@@ -80,15 +82,6 @@ def format_summary(summary: Summary) -> list[str]:
     lines.append(f"Streams wrongly touched: {len(summary.wrongly_touched)}")
     lines.extend(f"  {line}" for line in summary.wrongly_touched)
     return lines
-
-
-def describe_write(record: Any) -> str:
-    """`DELETE /WebRTCAppEE/rest/v2/broadcasts/alice -> 200` for a WriteRecord."""
-    query = getattr(record, "query", "") or ""
-    if not isinstance(query, str):
-        query = "&".join(f"{k}={v}" for k, v in dict(query).items())
-    suffix = f"?{query}" if query else ""
-    return f"{record.method} {record.path}{suffix} -> {record.status_code}"
 
 
 def summarize(ghosts: Iterable[str], lifecycles: dict[str, Any], wrong_writes: Iterable[Any],

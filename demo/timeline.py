@@ -1,4 +1,4 @@
-"""A readable live timeline of a stack run and its closing summary (pure logic, no I/O but print)."""
+"""A readable live timeline of the demo: one line per event, as it happens (pure logic, no I/O but print)."""
 from __future__ import annotations
 
 import sys

@@ -6,8 +6,8 @@ from typing import Callable
 
 import httpx
 
+from demo.timeline import Timeline, alert_events, alert_states, audit_event
 from stack import api
-from stack.timeline import Timeline, alert_events, alert_states, audit_event
 
 
 class Watcher:

@@ -1,8 +1,18 @@
-"""Local stack runner: simulated AMS, exporter, real Prometheus and Alertmanager, remediator.
+"""The stack harness: simulated AMS, exporter, real Prometheus and Alertmanager, remediator.
 
-Used by `make demo` (`python -m stack.demo`), the end-to-end tests (tests/e2e/) and the
-benchmarks (bench/). Everything listens on free 127.0.0.1 ports and keeps its data and
-logs in a temporary folder; every process is stopped on exit or failure.
+Used by the demo (demo/), the end-to-end tests (tests/e2e/), the rule and dashboard
+tests (tests/rules/, tests/grafana/) and the benchmarks (bench/); its own tests are in
+tests/stack/. Everything listens on 127.0.0.1 and keeps its data and logs in a
+temporary folder; every process is stopped on exit or failure, and every wait is bounded.
+
+    runner.py      Stack, StackOptions: the whole pipeline, one call
+    services.py    start one component (Prometheus, Alertmanager, exporter, remediator)
+    process.py     child processes: own process group, readiness, bounded stop
+    binaries.py    where the Prometheus and Alertmanager binaries are
+    ports.py       free loopback ports; loopback.py, sink.py: in-process HTTP servers
+    configs.py     generated configs; timing.py: accelerated and production intervals
+    waiting.py     bounded waits; api.py: Prometheus, Alertmanager, /metrics, audit log
+    conference.py  conference steps and checks; writes.py: which streams a write touched
 
     from stack.runner import Stack, StackOptions
     with Stack(StackOptions(ams_version="3.0.0")) as stack:

@@ -58,7 +58,6 @@ class Stack:
         self.prometheuses: list[Service] = []
         self.token = secrets.token_hex(16)
         self.audit_log = self.workdir / "remediator-audit.jsonl"
-        self._started = False
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -77,7 +76,6 @@ class Stack:
         """Start every component and wait until each is ready (bounded)."""
         self._start_simulator()
         self.sink.start()
-        self._started = True
         am_addresses = self._plan_alertmanagers()
         self._write_service_config(am_addresses[0])
         self.exporter = start_python_service("exporter", "exporter", self.service_config_file, self.workdir)
@@ -95,9 +93,7 @@ class Stack:
         for service in [*self.prometheuses, *self.alertmanagers, self.remediator, self.exporter]:
             if service is not None:
                 service.stop()
-        if self._started:
-            self.sink.stop()
-            self._started = False
+        self.sink.stop()
         if self.sim is not None:
             self.sim.stop()
             self.sim = None

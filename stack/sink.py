@@ -2,12 +2,22 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+
+from stack.loopback import LoopbackServer
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One webhook request as Alertmanager sent it."""
+
+    headers: dict[str, str]
+    payload: dict
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Records every POST body and answers 200."""
+    """Records every POST and answers 200."""
 
     def do_POST(self) -> None:  # noqa: N802 (http.server naming)
         """Store the notification."""
@@ -17,7 +27,7 @@ class _Handler(BaseHTTPRequestHandler):
             payload = json.loads(body)
         except ValueError:
             payload = {"raw": body.decode(errors="replace")}
-        self.server.notifications.append(payload)  # type: ignore[attr-defined]
+        self.server.notifications.append(Notification(dict(self.headers), payload))  # type: ignore[attr-defined]
         self.send_response(200)
         self.end_headers()
 
@@ -25,33 +35,19 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the stack's output is the timeline, not access logs."""
 
 
-class WebhookSink:
-    """In-process HTTP server on 127.0.0.1 collecting Alertmanager notifications."""
+class WebhookSink(LoopbackServer):
+    """Collects Alertmanager notifications on 127.0.0.1."""
 
     def __init__(self):
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.notifications = []  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-sink", daemon=True)
+        super().__init__(_Handler, name="webhook-sink")
+        self.server.notifications = []  # type: ignore[attr-defined]
 
     @property
     def url(self) -> str:
         """URL to configure as a webhook."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/notify"
+        return f"http://{self.address}/notify"
 
     @property
-    def notifications(self) -> list[dict]:
-        """Payloads received so far."""
-        return list(self._server.notifications)  # type: ignore[attr-defined]
-
-    def start(self) -> "WebhookSink":
-        """Serve in a background thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+    def notifications(self) -> list[Notification]:
+        """Requests received so far, oldest first."""
+        return list(self.server.notifications)  # type: ignore[attr-defined]

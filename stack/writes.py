@@ -65,3 +65,12 @@ def wrongly_touched(records: Iterable[Any], allowed: set[str],
 def writes_to(records: Iterable[Any], stream_id: str) -> list[Any]:
     """Writes that acted on stream_id."""
     return [r for r in records if not is_control(r) and stream_id in record_targets(r)]
+
+
+def describe_write(record: Any) -> str:
+    """`DELETE /WebRTCAppEE/rest/v2/broadcasts/alice -> 200` for a WriteRecord."""
+    query = getattr(record, "query", "") or ""
+    if not isinstance(query, str):
+        query = "&".join(f"{k}={v}" for k, v in dict(query).items())
+    suffix = f"?{query}" if query else ""
+    return f"{record.method} {record.path}{suffix} -> {record.status_code}"

@@ -1,10 +1,9 @@
-"""Timeline, write attribution and summary logic of the stack (no processes)."""
+"""The demo's timeline lines and closing summary (no processes)."""
 import io
 from dataclasses import dataclass
 
-from stack.summary import format_summary, ghost_outcome, summarize
-from stack.timeline import Timeline, alert_events, alert_states, audit_event, format_event, Event
-from stack.writes import write_targets, wrongly_touched, writes_to
+from demo.summary import format_summary, ghost_outcome, summarize
+from demo.timeline import Event, Timeline, alert_events, alert_states, audit_event
 
 
 @dataclass
@@ -25,37 +24,6 @@ class Lifecycle:
 
 
 BASE = "/WebRTCAppEE/rest/v2/broadcasts"
-
-
-def test_stop_and_delete_act_on_the_stream_in_the_path():
-    assert write_targets("POST", f"{BASE}/bob/stop") == {"bob"}
-    assert write_targets("DELETE", f"{BASE}/bob") == {"bob"}
-
-
-def test_subtrack_removal_acts_on_the_participant_not_the_room():
-    assert write_targets("DELETE", f"{BASE}/standup/subtrack", "id=bob") == {"bob"}
-    assert write_targets("DELETE", f"{BASE}/standup/subtrack", {"id": "bob"}) == {"bob"}
-
-
-def test_conference_room_member_removal_acts_on_the_member():
-    assert write_targets("DELETE", f"{BASE}/conference-rooms/standup/bob") == {"bob"}
-    assert write_targets("DELETE", f"{BASE}/conference-rooms/standup") == {"standup"}
-
-
-def test_deleting_or_updating_a_room_counts_as_touching_the_main_track():
-    assert write_targets("DELETE", f"{BASE}/standup", "deleteSubtracks=false") == {"standup"}
-    assert write_targets("PUT", f"{BASE}/standup") == {"standup"}
-
-
-def test_writes_outside_the_ghosts_are_reported():
-    writes = [Write("POST", f"{BASE}/bob/stop"), Write("DELETE", f"{BASE}/standup/subtrack", "id=bob"),
-              Write("DELETE", f"{BASE}/alice"), Write("POST", "/_sim/drop")]
-    assert wrongly_touched(writes, {"bob"}) == [writes[2]]
-    assert writes_to(writes, "bob") == writes[:2]
-
-
-def test_unknown_paths_touch_nothing():
-    assert write_targets("POST", "/WebRTCAppEE/rest/v2/other") == set()
 
 
 def test_new_alert_is_firing_and_a_silenced_one_says_so():
@@ -88,10 +56,6 @@ def test_timeline_prints_each_event_with_its_offset():
     timeline.add("firing", "bob", "AntMediaGhostStream firing")
     assert out.getvalue() == "  +  12.3s  ALERT      bob          AntMediaGhostStream firing\n"
     assert timeline.events == [Event(12.3, "firing", "bob", "AntMediaGhostStream firing")]
-
-
-def test_format_event_without_detail_has_no_trailing_space():
-    assert format_event(Event(1.0, "join", "alice")) == "  +   1.0s  JOIN       alice"
 
 
 def test_ghost_lifetime_runs_from_last_heartbeat_to_removal():

@@ -10,9 +10,8 @@ import pytest
 
 from stack import api
 from stack.conference import flap, ghost_alert_state, is_removed, wait_members_seen, wait_removed
-from stack.summary import describe_write
 from stack.waiting import hold_for, wait_for
-from stack.writes import writes_to, wrongly_touched
+from stack.writes import describe_write, writes_to, wrongly_touched
 
 pytestmark = pytest.mark.e2e
 APP = "WebRTCAppEE"

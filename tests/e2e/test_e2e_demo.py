@@ -1,10 +1,10 @@
-"""`make demo` (python -m stack.demo) tells the whole story and ends clean."""
+"""`make demo` (python -m demo) tells the whole story and ends clean."""
 import re
 import time
 
 import pytest
 
-from stack import demo
+from demo import __main__ as demo
 
 pytestmark = pytest.mark.e2e
 STEPS = ("JOIN", "LEAVE", "DROP", "FLAP", "ALERT", "DECISION", "GONE", "REJOIN OK", "REJOINED", "RESOLVED")

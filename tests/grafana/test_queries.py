@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Iterator
 
@@ -13,6 +12,7 @@ import pytest
 import yaml
 
 from stack.api import ApiError, query, query_range
+from stack.loopback import LoopbackServer
 from stack.process import StackError
 from stack.services import start_prometheus, wait_ready
 from stack.waiting import wait_for
@@ -63,10 +63,8 @@ class Exposition(BaseHTTPRequestHandler):
 def prometheus(tmp_path_factory) -> Iterator[str]:
     """A real Prometheus that has scraped the sample data at least twice (rate() needs two samples)."""
     workdir = tmp_path_factory.mktemp("grafana-prometheus")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (Exposition,), {"scrapes": 0}))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    target = {"targets": [f"127.0.0.1:{server.server_port}"]}
+    server = LoopbackServer(type("Handler", (Exposition,), {"scrapes": 0})).start()
+    target = {"targets": [server.address]}
     # A second job scrapes the same AMS again (HA exporters, or /metrics and /probe): no panel may count twice.
     twin = {"job_name": "antmedia-probe", "static_configs": [target],
             "metric_relabel_configs": [{"source_labels": ["__name__"], "regex": "antmedia_remediator_.*|ALERTS",
@@ -86,9 +84,7 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
     finally:
         if service:
             service.stop()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        server.stop()
 
 
 def cases(kind) -> list:

@@ -1,21 +1,20 @@
 """The alerting rules and the example configs, checked with promtool, amtool and a real Alertmanager."""
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
+
+from stack.services import start_alertmanager, wait_ready
+from stack.sink import WebhookSink
+from stack.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules" / "antmedia.rules.yml"
@@ -30,8 +29,7 @@ GHOST_LABELS = {"alertname": "AntMediaGhostStream", "remediation": "delete_strea
 
 # ---------------------------------------------------------------- helpers
 
-PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager",
-            "alertmanager": "prometheus-alertmanager"}
+PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
 
 
 def find_tool(name: str) -> str:
@@ -285,75 +283,6 @@ def test_prometheus_example_drops_the_replica_label_from_alerts():
 
 # ---------------------------------------------------------------- a real Alertmanager
 
-class WebhookSink:
-    """A local HTTP server that records every webhook notification it receives."""
-
-    def __init__(self):
-        self.requests: list[tuple[dict, dict]] = []
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                sink.requests.append((dict(self.headers), body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "WebhookSink":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_alertmanager(config: Path, tmp_path: Path) -> tuple[subprocess.Popen, str]:
-    """Start Alertmanager alone (no cluster) on a free port and wait until it is ready."""
-    binary = (os.environ.get("ALERTMANAGER_BIN") or shutil.which("prometheus-alertmanager")
-              or find_tool("alertmanager"))
-    url = f"http://127.0.0.1:{free_port()}"
-    argv = [binary, f"--config.file={config}", f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address={url.removeprefix('http://')}", "--cluster.listen-address="]
-    log = open(tmp_path / "alertmanager.log", "wb")
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    log.close()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-    stop(process)
-    pytest.fail(f"Alertmanager did not become ready: {(tmp_path / 'alertmanager.log').read_text()}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop a child process for sure."""
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
 def firing(labels: dict[str, str]) -> dict:
     """An alert as Prometheus posts it, firing for the next 5 minutes."""
     now = datetime.now(timezone.utc)
@@ -366,16 +295,6 @@ def ghost(app: str, stream_id: str) -> dict[str, str]:
     return {**GHOST_LABELS, "ams": "main", "app": app, "stream_id": stream_id, "room": "room1"}
 
 
-def wait_for(predicate, seconds: float) -> bool:
-    """Poll a predicate until it holds or the time is up."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_api_down_and_ghost_storm_inhibit_ghost_remediation_of_their_app_only(tmp_path: Path):
     token = tmp_path / "webhook-token"
     token.write_text("s3cret\n")
@@ -383,22 +302,24 @@ def test_api_down_and_ghost_storm_inhibit_ghost_remediation_of_their_app_only(tm
         config = tmp_path / "alertmanager.yml"
         config.write_text(ALERTMANAGER_EXAMPLE.read_text().replace(REMEDIATOR_URL, sink.url)
                           .replace(TOKEN_PATH, str(token)))
-        process, url = start_alertmanager(config, tmp_path)
+        alertmanager = start_alertmanager("alertmanager", config, tmp_path)
         try:
+            url = wait_ready(alertmanager, "/-/ready", 10).url
             # As Prometheus sends them: the storm and API alerts of an evaluation come first.
             posted = [firing({"alertname": "AntMediaApiDown", "severity": "critical", "ams": "main", "app": "DownApp"}),
                       firing({"alertname": "AntMediaGhostStorm", "severity": "critical", "ams": "main", "app": "StormApp"}),
                       firing(ghost("DownApp", "alice")), firing(ghost("StormApp", "bob")), firing(ghost("LiveApp", "carol"))]
             assert httpx.post(f"{url}/api/v2/alerts", json=posted, timeout=5).status_code == 200
-            assert wait_for(lambda: sink.requests, 10), "no webhook notification reached the remediator"
+            wait_for(lambda: sink.notifications, 10, "no webhook notification reached the remediator", interval=0.05)
             time.sleep(0.5)  # the other ghost groups flush at the same time: give them a chance to show up
             states = {a["labels"]["app"]: a["status"] for a in httpx.get(
                 f"{url}/api/v2/alerts", params={"filter": 'alertname="AntMediaGhostStream"'}, timeout=5).json()}
         finally:
-            stop(process)
-    delivered = [a["labels"]["stream_id"] for _, body in sink.requests for a in body["alerts"]]
+            alertmanager.stop()
+        notifications = sink.notifications
+    delivered = [a["labels"]["stream_id"] for n in notifications for a in n.payload["alerts"]]
     assert delivered == ["carol"]
-    assert sink.requests[0][0]["Authorization"] == "Bearer s3cret"
+    assert notifications[0].headers["Authorization"] == "Bearer s3cret"
     assert states["LiveApp"]["state"] == "active"
     for app in ("DownApp", "StormApp"):
         assert states[app]["state"] == "suppressed" and states[app]["inhibitedBy"], states[app]

@@ -1,4 +1,4 @@
-"""Real Prometheus and Alertmanager processes: start, readiness, clustering, stop, failure reports."""
+"""Child processes and loopback listeners: start, readiness, clustering, bounded stop, failure reports."""
 import os
 import sys
 import time
@@ -8,10 +8,11 @@ import pytest
 
 from stack import api
 from stack.configs import write_yaml
+from stack.ports import free_port
 from stack.process import ManagedProcess, StackError
 from stack.services import Gossip, start_alertmanager, start_prometheus, wait_ready
+from stack.waiting import wait_for
 
-pytestmark = pytest.mark.e2e
 TRIVIAL_AM = {"route": {"receiver": "null"}, "receivers": [{"name": "null"}]}
 
 
@@ -24,6 +25,7 @@ def gone(pid: int) -> bool:
     return False
 
 
+@pytest.mark.e2e
 def test_prometheus_and_alertmanager_start_ready_and_stop(tmp_path):
     am = start_alertmanager("am", write_yaml(tmp_path / "am.yml", TRIVIAL_AM), tmp_path)
     prometheus_yml = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -42,6 +44,7 @@ def test_prometheus_and_alertmanager_start_ready_and_stop(tmp_path):
     assert (tmp_path / "prom" / "data").is_dir() and (tmp_path / "prom.log").stat().st_size > 0
 
 
+@pytest.mark.e2e
 def test_bad_config_fails_fast_with_the_log_tail(tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text("global: [not, a, mapping]\n")
@@ -76,28 +79,28 @@ def test_readiness_wait_is_bounded(tmp_path):
         process.stop(timeout=2.0)
 
 
+def test_ports_handed_out_back_to_back_differ():
+    ports = [free_port() for _ in range(20)]
+    assert len(set(ports)) == len(ports)
+
+
 def test_two_alertmanagers_form_a_gossip_cluster_on_loopback(tmp_path):
-    from stack.ports import free_port
     config = write_yaml(tmp_path / "am.yml", TRIVIAL_AM)
     listens = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     members = [start_alertmanager(f"am{i}", config, tmp_path,
                                   Gossip(listen=listens[i], peers=(listens[1 - i],), peer_timeout=1.0))
                for i in range(2)]
+
+    def peers() -> list[int]:
+        return [len(httpx.get(f"{am.url}/api/v2/status").json()["cluster"].get("peers") or []) for am in members]
+
     try:
         for am in members:
             wait_ready(am, "/-/ready", 30)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            peers = [len(httpx.get(f"{am.url}/api/v2/status").json()["cluster"].get("peers") or []) for am in members]
-            if peers == [2, 2]:
-                break
-            time.sleep(0.2)
-        assert peers == [2, 2]
+        wait_for(lambda: peers() == [2, 2], 20, "the two Alertmanagers did not see each other", interval=0.2)
         silence = api.create_silence(members[0].url, {"stream_id": "bob"}, 60, "maintenance")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and silence not in {s["id"] for s in api.silences(members[1].url)}:
-            time.sleep(0.2)
-        assert silence in {s["id"] for s in api.silences(members[1].url)}
+        wait_for(lambda: silence in {s["id"] for s in api.silences(members[1].url)}, 10,
+                 "the silence did not reach the other member", interval=0.2)
     finally:
         for am in members:
             am.stop()
