@@ -124,6 +124,8 @@ def service_config(ams_url: str, apps: Iterable[str], timing: Timing, token_file
                            "timeout_seconds": timing.ams_timeout_seconds}
     if timing.heartbeat_seconds is not None:
         ams["heartbeat_seconds"] = timing.heartbeat_seconds
+    if timing.reconnect_grace_seconds is not None:
+        ams["reconnect_grace_seconds"] = timing.reconnect_grace_seconds
     if jwt_secret_file:
         ams["jwt_secret_file"] = jwt_secret_file
     ams.update(ams_overrides or {})

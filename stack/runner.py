@@ -106,7 +106,10 @@ class Stack:
         """The simulated AMS runs in this process so that tests can drive it and read its records."""
         from simulator import Simulator
         kwargs = {"ams_version": self.options.ams_version, "apps": self.options.apps,
-                  "heartbeat_seconds": self.options.heartbeat(), **self.options.simulator}
+                  "heartbeat_seconds": self.options.heartbeat()}
+        if self.options.timing.reconnect_grace_seconds is not None:
+            kwargs["reconnect_grace_seconds"] = self.options.timing.reconnect_grace_seconds
+        kwargs.update(self.options.simulator)
         self.sim = Simulator(**kwargs)
         self.sim.start(host="127.0.0.1", port=0)
 

@@ -14,10 +14,13 @@ class Timing:
     evaluation_interval: float      # Prometheus rule evaluation interval, seconds
     heartbeat_seconds: float | None  # simulated AMS heartbeat; None = the AMS version's own period
     ams_timeout_seconds: float      # exporter -> AMS timeout, below the scrape timeout
+    # Simulated webRTCClientStartTimeoutMs and the config's reconnect_grace_seconds, scaled with
+    # the heartbeat; None = AMS's default (10 s) on both sides.
+    reconnect_grace_seconds: float | None = None
 
 
 ACCELERATED = Timing("accelerated", scrape_interval=1.0, scrape_timeout=1.0, evaluation_interval=1.0,
-                     heartbeat_seconds=1.0, ams_timeout_seconds=0.8)
+                     heartbeat_seconds=1.0, ams_timeout_seconds=0.8, reconnect_grace_seconds=1.0)
 # As rules/prometheus.example.yml ships: 10 s intervals, 8 s scrape timeout, AMS timeout 5 s.
 PRODUCTION = Timing("production", scrape_interval=10.0, scrape_timeout=8.0, evaluation_interval=10.0,
                     heartbeat_seconds=None, ams_timeout_seconds=5.0)
