@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Annotated
+
+import msgspec
 
 MAX_PAGE_SIZE = 250  # AMS caps every broadcast list page at 250 (DataStore.MAX_ITEM_IN_ONE_LIST)
 # Two silent heartbeat periods is where AMS itself stops calling a stream live: isStreaming
@@ -12,23 +14,39 @@ DEFAULT_STALE_HEARTBEATS = 2
 # webRTCClientStartTimeoutMs (AppSettings L1464-1470 @2.8.2, L875-881 @3.0.3, 10000 by default): the
 # window in which a publisher whose network blinked may resume its session with the same record.
 DEFAULT_RECONNECT_GRACE_SECONDS = 10.0
+SECRET_FIELDS = ("jwt_secret", "jwt_token", "server_jwt_secret")
+
+Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$", description="letters, digits, '_' or '-'")]
+# AMS application names are folder names under webapps/: never "." or "..".
+AppName = Annotated[str, msgspec.Meta(pattern=r"^(?!\.{1,2}$)[A-Za-z0-9_.-]+$")]
 
 
-@dataclass(frozen=True)
-class AmsServer:
+def _range(low: float, high: float) -> msgspec.Meta:
+    """Inclusive bounds (NaN fails both)."""
+    return msgspec.Meta(ge=low, le=high)
+
+
+class AmsServer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One entry of the `ams:` list: where an AMS is, how to reach it and how to judge its heartbeats."""
 
-    name: str
+    name: Name
     url: str
-    apps: tuple[str, ...]
-    jwt_secret: str | None = field(default=None, repr=False)
-    jwt_token: str | None = field(default=None, repr=False)
-    jwt_ttl_seconds: float = 60.0
-    heartbeat_seconds: float | None = None
-    stale_heartbeats: int = DEFAULT_STALE_HEARTBEATS
-    reconnect_grace_seconds: float = DEFAULT_RECONNECT_GRACE_SECONDS
-    timeout_seconds: float = 5.0
-    page_size: int = MAX_PAGE_SIZE
-    max_concurrency: int = 4
+    apps: Annotated[tuple[AppName, ...], msgspec.Meta(min_length=1)]
+    # Secrets are filled from files or the environment by the config layer, never from YAML.
+    jwt_secret: str | None = None
+    jwt_token: str | None = None
+    server_jwt_secret: str | None = None
+    jwt_ttl_seconds: Annotated[float, _range(5.0, 86400.0)] = 60.0
+    heartbeat_seconds: Annotated[float, _range(0.01, 3600.0)] | None = None
+    stale_heartbeats: Annotated[int, _range(1, 1000)] = DEFAULT_STALE_HEARTBEATS
+    reconnect_grace_seconds: Annotated[float, _range(0.0, 3600.0)] = DEFAULT_RECONNECT_GRACE_SECONDS
+    timeout_seconds: Annotated[float, _range(0.05, 300.0)] = 5.0
+    page_size: Annotated[int, _range(1, MAX_PAGE_SIZE)] = MAX_PAGE_SIZE
+    max_concurrency: Annotated[int, _range(1, 64)] = 4
     ca_file: str | None = None
     tls_insecure_skip_verify: bool = False
+
+    def __repr__(self) -> str:
+        """Like the default, with secrets masked."""
+        shown = (f"{k}={'***' if k in SECRET_FIELDS and v else v!r}" for k, v in msgspec.structs.asdict(self).items())
+        return f"AmsServer({', '.join(shown)})"

@@ -29,7 +29,7 @@ import waitress.server  # noqa: E402
 from ams.server import AmsServer  # noqa: E402
 from remediator.app import create_app  # noqa: E402
 from remediator.audit import AuditLog  # noqa: E402
-from remediator.config import Settings, parse_remediator  # noqa: E402
+from service.config import Config as Settings, parse_remediator  # noqa: E402
 from remediator.wiring import build_deps, close_deps  # noqa: E402
 from results import machine, write_section  # noqa: E402  (bench/ is the script's folder)
 

@@ -10,7 +10,7 @@ from typing import Callable, Mapping
 
 from remediator.alerts import Alert, Notification
 from remediator.audit import AuditLog
-from remediator.config import RemediatorConfig
+from service.config import RemediatorConfig
 from remediator.guards import EvictionCaps, FlaggedStreams, HandledAlerts, denied_by
 from remediator.metrics import RemediatorMetrics
 from remediator.outcomes import Decided, Outcome

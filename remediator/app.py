@@ -2,17 +2,67 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+import itertools
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from remediator.actions import Outcome, Remediator
-from remediator.alerts import PayloadError, parse_notification
+from remediator.alerts import Alert, Notification, PayloadError, parse_notification
 from remediator.metrics import RemediatorMetrics
 
-__all__ = ["Deps", "create_app"]
+__all__ = ["Deps", "Drain", "create_app"]
+
+_DRAINING = {"error": "shutting down; send again later"}
+
+
+class Drain:
+    """Notifications being handled; once draining, new ones are turned away so Alertmanager sends them later."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._ids = itertools.count()
+        self._in_flight: dict[int, dict[str, Alert]] = {}
+        self.draining = False
+
+    def enter(self, notification: Notification) -> int | None:
+        """Register a notification; None when draining."""
+        with self._cond:
+            if self.draining:
+                return None
+            ticket = next(self._ids)
+            self._in_flight[ticket] = {alert.fingerprint: alert for alert in notification.alerts}
+            return ticket
+
+    def leave(self, ticket: int) -> None:
+        """The notification is answered."""
+        with self._cond:
+            self._in_flight.pop(ticket, None)
+            self._cond.notify_all()
+
+    def decided(self, fingerprint: str) -> None:
+        """An alert's decision is in the audit log."""
+        with self._cond:
+            for pending in self._in_flight.values():
+                pending.pop(fingerprint, None)
+
+    def start(self) -> None:
+        """Turn away every notification from now on."""
+        with self._cond:
+            self.draining = True
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until nothing is in flight; False when the timeout came first."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._in_flight, timeout=timeout)
+
+    def undecided(self) -> list[Alert]:
+        """Alerts of in-flight notifications that have no decision yet."""
+        with self._cond:
+            return [alert for pending in self._in_flight.values() for alert in pending.values()]
 
 
 @dataclass(frozen=True)
@@ -23,6 +73,7 @@ class Deps:
     metrics: RemediatorMetrics
     token: str | None
     max_body_bytes: int
+    drain: Drain = field(default_factory=Drain)
 
 
 def _authorized(header: str | None, token: str | None) -> bool:
@@ -58,6 +109,8 @@ def _read_body(deps: Deps) -> bytes | None:
 
 def _receive(deps: Deps) -> tuple[Response, int]:
     """POST /alerts."""
+    if deps.drain.draining:
+        return _answer(deps, _DRAINING, 503)
     if not _authorized(request.headers.get("Authorization"), deps.token):
         response, code = _answer(deps, {"error": "missing or wrong bearer token"}, 401)
         response.headers["WWW-Authenticate"] = 'Bearer realm="antmedia-remediator"'
@@ -69,7 +122,13 @@ def _receive(deps: Deps) -> tuple[Response, int]:
         notification = parse_notification(body)
     except PayloadError as exc:
         return _answer(deps, {"error": str(exc)[:500]}, 400)
-    outcomes = deps.remediator.handle(notification)
+    ticket = deps.drain.enter(notification)
+    if ticket is None:
+        return _answer(deps, _DRAINING, 503)
+    try:
+        outcomes = deps.remediator.handle(notification)
+    finally:
+        deps.drain.leave(ticket)
     code = _status_for(outcomes)
     answer = {"dry_run": deps.remediator.config.dry_run, "outcomes": [o.as_dict() for o in outcomes]}
     return _answer(deps, answer, code)

@@ -6,7 +6,7 @@ from collections import OrderedDict, deque
 from contextlib import contextmanager
 from typing import Hashable, Iterator
 
-from remediator.config import BlastRadius, Caps, Filters
+from service.config import BlastRadius, Caps, Filters
 
 __all__ = ["denied_by", "EvictionCaps", "FlaggedStreams", "HandledAlerts"]
 

@@ -1,61 +1,170 @@
-"""The one config file of both services: YAML (ams, exporter, remediator) parsed into frozen records."""
+"""The one config file of both services: YAML -> typed, frozen records; every error names its key path."""
 
 from __future__ import annotations
 
-import math
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
+import msgspec
 import yaml
 
-from ams.server import DEFAULT_RECONNECT_GRACE_SECONDS, DEFAULT_STALE_HEARTBEATS, MAX_PAGE_SIZE, AmsServer
+from ams.server import AmsServer
 
-TOP_LEVEL_KEYS = frozenset({"ams", "exporter", "remediator"})
+__all__ = [
+    "AmsServer", "BlastRadius", "Caps", "Config", "ConfigError", "ExporterSettings", "Filters",
+    "RemediatorConfig", "check_url", "load_config", "load_document", "parse_document", "parse_remediator",
+    "read_secret", "require_remediator", "split_listen_address",
+]
+
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:15080"
+DEFAULT_REMEDIATOR_LISTEN_ADDRESS = "0.0.0.0:15081"
+SECTIONS = ("ams", "exporter", "remediator")
 
-_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
-_APP_RE = re.compile(r"[A-Za-z0-9_.-]+")
-_SECRET_KEYS = ("jwt_secret_file", "jwt_secret_env", "jwt_token_file", "jwt_token_env")
-_AMS_KEYS = frozenset(
-    {
-        "name", "url", "apps", *_SECRET_KEYS, "jwt_ttl_seconds", "heartbeat_seconds",
-        "stale_heartbeats", "reconnect_grace_seconds", "timeout_seconds", "page_size", "max_concurrency",
-        "ca_file", "tls_insecure_skip_verify",
-    }
-)
-_EXPORTER_KEYS = frozenset({"listen_address", "log_level"})
-_LOG_LEVELS = ("debug", "info", "warning", "error")
+Positive = Annotated[float, msgspec.Meta(gt=0, le=1e9)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 class ConfigError(ValueError):
     """A configuration problem; the message starts with the offending key path."""
 
 
-@dataclass(frozen=True)
-class ExporterSettings:
+class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every section: immutable, and a key it does not know is an error."""
+
+
+class ExporterSettings(_Record):
     """The `exporter:` section."""
 
     listen_address: str = DEFAULT_LISTEN_ADDRESS
-    log_level: str = "info"
+    log_level: LogLevel = "info"
+    detail_metrics: bool = False
 
 
-@dataclass(frozen=True)
-class Config:
-    """The whole document as the exporter sees it (the remediator section stays raw here)."""
+class Filters(_Record):
+    """Names of apps, rooms and streams; an empty tuple means none listed."""
+
+    apps: tuple[NonEmpty, ...] = ()
+    rooms: tuple[NonEmpty, ...] = ()
+    streams: tuple[NonEmpty, ...] = ()
+
+
+class Caps(_Record):
+    """At most this many evictions per sliding window (None: no cap)."""
+
+    window_seconds: Positive = 600.0
+    max_evictions: PositiveInt | None = 50
+    max_evictions_per_app: PositiveInt | None = 20
+
+
+class BlastRadius(_Record):
+    """Stop an app when more than max_share of its live streams is flagged in a window."""
+
+    window_seconds: Positive = 300.0
+    max_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.25
+    min_count: PositiveInt = 5
+    live_count_ttl_seconds: Positive = 15.0
+    enabled: bool = True
+
+
+class RemediatorConfig(_Record):
+    """Everything the remediator reads from its section (token: read from a file or the environment)."""
+
+    dry_run: bool = True
+    token: str | None = None
+    insecure_no_auth: bool = False
+    listen_address: str = DEFAULT_REMEDIATOR_LISTEN_ADDRESS
+    log_level: LogLevel = "info"
+    alertmanager_url: str | None = None
+    alertmanager_timeout_seconds: Positive = 2.0
+    audit_log: NonEmpty = "-"
+    max_body_bytes: PositiveInt = 4 * 1024 * 1024
+    non_zombi_action: Literal["finish", "delete"] = "finish"
+    kill_switch_file: str | None = None
+    allow: Filters = Filters()
+    deny: Filters = Filters()
+    caps: Caps = Caps()
+    blast_radius: BlastRadius = BlastRadius()
+    dedup_max_entries: PositiveInt = 10000
+    concurrency: PositiveInt = 4
+    # SIGTERM: in-flight notifications get this long to finish their AMS calls, then are abandoned.
+    shutdown_timeout_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 10.0
+
+    def __repr__(self) -> str:
+        """Like the default, with the token masked."""
+        return _masked(self, ("token",))
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True):
+    """The whole document; `remediator` is None when the file has no such section."""
 
     ams: tuple[AmsServer, ...]
     exporter: ExporterSettings = ExporterSettings()
-    remediator: Mapping[str, Any] | None = None
+    remediator: RemediatorConfig | None = None
     path: str | None = None
 
     def server(self, name: str) -> AmsServer | None:
         """Return the configured AMS called `name`, or None."""
         return next((s for s in self.ams if s.name == name), None)
+
+
+# The YAML names secret references; the records above hold the secrets read through them.
+class _AmsEntry(AmsServer, kw_only=True, forbid_unknown_fields=True):
+    """One `ams:` item as written."""
+
+    jwt_secret_file: str | None = None
+    jwt_secret_env: str | None = None
+    jwt_token_file: str | None = None
+    jwt_token_env: str | None = None
+    server_jwt_secret_file: str | None = None
+    server_jwt_secret_env: str | None = None
+
+
+class _RemediatorSection(RemediatorConfig, kw_only=True, forbid_unknown_fields=True):
+    """The `remediator:` section as written."""
+
+    webhook_token_file: str | None = None
+    webhook_token_env: str | None = None
+
+
+class _Document(msgspec.Struct, forbid_unknown_fields=True):
+    """The file as written."""
+
+    ams: Annotated[tuple[_AmsEntry, ...], msgspec.Meta(min_length=1)]
+    exporter: ExporterSettings = ExporterSettings()
+    remediator: _RemediatorSection | None = None
+
+
+class _Secret(NamedTuple):
+    """A secret field and the two keys that may name its source."""
+
+    field: str
+    file_key: str
+    env_key: str
+
+
+# Each inner tuple is one choice: at most one of its keys may be given.
+_AMS_SECRETS = (
+    (_Secret("jwt_secret", "jwt_secret_file", "jwt_secret_env"), _Secret("jwt_token", "jwt_token_file", "jwt_token_env")),
+    (_Secret("server_jwt_secret", "server_jwt_secret_file", "server_jwt_secret_env"),),
+)
+_REMEDIATOR_SECRETS = ((_Secret("token", "webhook_token_file", "webhook_token_env"),),)
+
+
+class _Source(NamedTuple):
+    """Where relative paths and environment variables are resolved."""
+
+    base: Path
+    env: Mapping[str, str]
+    read: Collection[str]  # the sections whose secrets are read, not only checked
+
+
+# --- loading ---------------------------------------------------------------------------
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -76,69 +185,177 @@ def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
-def load_document(path: str | os.PathLike) -> dict:
-    """Read the YAML file and check its top-level keys; sections are parsed by their owners."""
+def load_document(path: str | os.PathLike) -> Any:
+    """Read the YAML file as plain data (an empty file is an empty mapping)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
     try:
         doc = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path}: invalid YAML: {exc}") from exc
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
-        raise ConfigError("(top level): expected a mapping with keys ams, exporter, remediator")
-    _reject_unknown(doc, TOP_LEVEL_KEYS, "")
-    return doc
+    return {} if doc is None else doc
 
 
-def load_config(path: str | os.PathLike, env: Mapping[str, str] | None = None) -> Config:
-    """Load and validate the exporter's view of the config file."""
-    doc = load_document(path)
-    base_dir = Path(path).resolve().parent
-    if "ams" not in doc:
-        raise ConfigError("ams: required (a list of AMS servers)")
-    servers = parse_ams(doc["ams"], base_dir=base_dir, env=env)
-    exporter = parse_exporter(doc.get("exporter"))
-    remediator = doc.get("remediator")
-    return Config(ams=servers, exporter=exporter, remediator=remediator, path=str(path))
+def load_config(path: str | os.PathLike, env: Mapping[str, str] | None = None,
+                read_secrets: Collection[str] = SECTIONS) -> Config:
+    """Load and validate the whole file; secrets are read for the sections in read_secrets."""
+    config = parse_document(load_document(path), Path(path).resolve().parent, env, read_secrets)
+    return msgspec.structs.replace(config, path=str(path))
 
 
-def parse_ams(
-    value: Any, base_dir: str | os.PathLike | None = None, env: Mapping[str, str] | None = None
-) -> tuple[AmsServer, ...]:
-    """Parse the `ams:` list; relative secret paths resolve against base_dir."""
-    if not isinstance(value, list) or not value:
-        raise ConfigError("ams: expected a non-empty list of AMS servers")
-    env = os.environ if env is None else env
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-    servers = tuple(_parse_server(item, f"ams[{i}]", base, env) for i, item in enumerate(value))
-    seen: set[str] = set()
-    for i, server in enumerate(servers):
-        if server.name in seen:
-            raise ConfigError(f"ams[{i}].name: duplicate name {server.name!r}")
-        seen.add(server.name)
-    return servers
+def parse_document(doc: Any, base_dir: str | os.PathLike | None = None, env: Mapping[str, str] | None = None,
+                   read_secrets: Collection[str] = SECTIONS) -> Config:
+    """Validate a parsed document; the first error raises ConfigError naming its key path."""
+    source = _Source(Path(base_dir or Path.cwd()), os.environ if env is None else env, read_secrets)
+    written = _convert(doc, _Document, "")
+    servers = tuple(_server(entry, f"ams[{i}]", source) for i, entry in enumerate(written.ams))
+    _unique((s.name for s in servers), "ams[{}].name", "duplicate name")
+    exporter = written.exporter
+    _listen(exporter.listen_address, "exporter.listen_address")
+    remediator = None if written.remediator is None else _remediator(written.remediator, "remediator", source)
+    return Config(ams=servers, exporter=exporter, remediator=remediator)
 
 
-def parse_exporter(value: Any) -> ExporterSettings:
-    """Parse the optional `exporter:` section."""
-    if value is None:
-        return ExporterSettings()
-    if not isinstance(value, dict):
-        raise ConfigError("exporter: expected a mapping")
-    _reject_unknown(value, _EXPORTER_KEYS, "exporter")
-    listen = value.get("listen_address", DEFAULT_LISTEN_ADDRESS)
+def parse_remediator(section: Any, environ: Mapping[str, str] | None = None,
+                     base_dir: str | os.PathLike | None = None) -> RemediatorConfig:
+    """Validate a `remediator:` section alone (tests and benchmarks build one without a file)."""
+    source = _Source(Path(base_dir or Path.cwd()), os.environ if environ is None else environ, SECTIONS)
+    written = _convert({} if section is None else section, _RemediatorSection, "remediator")
+    return _remediator(written, "remediator", source)
+
+
+def require_remediator(config: Config) -> RemediatorConfig:
+    """The remediator section; the remediator cannot run without one (its webhook token)."""
+    if config.remediator is None:
+        raise ConfigError("remediator.webhook_token_file: a webhook token is required "
+                          "(webhook_token_file or webhook_token_env), unless insecure_no_auth: true")
+    return config.remediator
+
+
+# --- sections --------------------------------------------------------------------------
+
+
+def _server(entry: _AmsEntry, where: str, source: _Source) -> AmsServer:
+    """One `ams:` item -> AmsServer, with its URL checked and its secrets read."""
+    _unique(entry.apps, where + ".apps", "duplicate application name", index=False)
+    secrets = _secrets(entry, where, _AMS_SECRETS, source, "ams")
+    ca_file = None if entry.ca_file is None else _existing_file(entry.ca_file, f"{where}.ca_file", source.base)
+    return _narrow(entry, AmsServer, url=check_url(entry.url, f"{where}.url"), ca_file=ca_file, **secrets)
+
+
+def _remediator(section: _RemediatorSection, where: str, source: _Source) -> RemediatorConfig:
+    """The `remediator:` section -> RemediatorConfig, with paths resolved and the token read."""
+    _listen(section.listen_address, f"{where}.listen_address")
+    url = None if section.alertmanager_url is None else check_url(section.alertmanager_url, f"{where}.alertmanager_url")
+    token = _secrets(section, where, _REMEDIATOR_SECRETS, source, "remediator")
+    if "token" not in token and not section.insecure_no_auth:
+        raise ConfigError(f"{where}.webhook_token_file: a webhook token is required "
+                          "(webhook_token_file or webhook_token_env), unless insecure_no_auth: true")
+    # Relative paths are relative to the config file, like the secret files.
+    paths = {key: _relative(getattr(section, key), source.base) for key in ("audit_log", "kill_switch_file")}
+    return _narrow(section, RemediatorConfig, alertmanager_url=url, **paths, **token)
+
+
+_R = TypeVar("_R", bound=msgspec.Struct)
+
+
+def _narrow(written: msgspec.Struct, record: type[_R], **changes: Any) -> _R:
+    """The record's fields taken from the written section, with the given changes."""
+    values = {name: getattr(written, name) for name in record.__struct_fields__}
+    return record(**{**values, **changes})
+
+
+def _relative(value: str | None, base: Path) -> str | None:
+    """A path relative to the config file's folder; '-' (stdout) and None stay."""
+    return value if value in (None, "-") else str(base / value)
+
+
+def _existing_file(ref: str, where: str, base: Path) -> str:
+    """A file that must exist, relative to the config file's folder."""
+    path = base / ref
+    if not path.is_file():
+        raise ConfigError(f"{where}: not a readable file: {ref!r}")
+    return str(path)
+
+
+def _unique(values, where: str, what: str, index: bool = True) -> None:
+    """Raise on the first repeated value."""
+    seen: set = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            raise ConfigError(f"{where.format(i) if index else where}: {what} {value!r}")
+        seen.add(value)
+
+
+# --- secrets ---------------------------------------------------------------------------
+
+
+def _refs(section: msgspec.Struct, secret: _Secret) -> list[str]:
+    """The keys of this secret that the section sets."""
+    return [key for key in (secret.file_key, secret.env_key) if getattr(section, key) is not None]
+
+
+def _secrets(section: msgspec.Struct, where: str, groups, source: _Source, name: str) -> dict[str, str | None]:
+    """Check each secret's references (never inline, at most one source) and read them when asked."""
+    values: dict[str, str | None] = {}
+    for group in groups:
+        for secret in group:
+            if getattr(section, secret.field) is not None:
+                raise ConfigError(f"{where}.{secret.field}: secrets are not accepted inline; "
+                                  f"use {secret.file_key} or {secret.env_key}")
+        given = [(secret, key) for secret in group for key in _refs(section, secret)]
+        if len(given) > 1:
+            keys = ", ".join(k for s in group for k in (s.file_key, s.env_key))
+            raise ConfigError(f"{where}.{given[1][1]}: only one of {keys} may be set")
+        for secret, key in given:
+            ref = getattr(section, key)
+            values[secret.field] = (read_secret(ref, f"{where}.{key}", source.base, source.env, key == secret.env_key)
+                                    if name in source.read else None)
+    return values
+
+
+def read_secret(ref: str, where: str, base: Path, env: Mapping[str, str], from_env: bool) -> str:
+    """Read one secret from a file or an environment variable; one trailing line ending is not part of it."""
+    if not ref:
+        raise ConfigError(f"{where}: expected a {'variable name' if from_env else 'file path'}")
+    if from_env:
+        if ref not in env:
+            raise ConfigError(f"{where}: environment variable {ref} is not set")
+        value = env[ref]
+    else:
+        try:
+            value = (base / ref).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{where}: cannot read {base / ref}: {getattr(exc, 'strerror', None) or exc}") from None
+    value = _strip_one_line_ending(value)
+    if not value:
+        raise ConfigError(f"{where}: the secret is empty")
+    return value
+
+
+def _strip_one_line_ending(value: str) -> str:
+    """Drop exactly one trailing "\\r\\n" or "\\n", as editors add it; nothing else."""
+    if value.endswith("\r\n"):
+        return value[:-2]
+    return value[:-1] if value.endswith("\n") else value
+
+
+# --- values ----------------------------------------------------------------------------
+
+
+def check_url(value: str, where: str) -> str:
+    """A base URL http(s)://HOST[:PORT][/PREFIX] (no credentials, query or fragment), without a trailing slash."""
+    parts = urlsplit(value)
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment
+            or "?" in value or "#" in value or "@" in parts.netloc):
+        raise ConfigError(f"{where}: expected http(s)://HOST[:PORT][/PREFIX], got {value!r}")
     try:
-        split_listen_address(listen)
+        parts.port  # noqa: B018 - raises on an invalid port
     except ValueError as exc:
-        raise ConfigError(f"exporter.listen_address: {exc}") from exc
-    level = value.get("log_level", "info")
-    if level not in _LOG_LEVELS:
-        raise ConfigError(f"exporter.log_level: expected one of {', '.join(_LOG_LEVELS)}")
-    return ExporterSettings(listen_address=listen, log_level=level)
+        raise ConfigError(f"{where}: {exc}") from None
+    return value.rstrip("/")
 
 
 def split_listen_address(value: Any) -> tuple[str, int]:
@@ -152,153 +369,49 @@ def split_listen_address(value: Any) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _parse_server(item: Any, where: str, base: Path, env: Mapping[str, str]) -> AmsServer:
-    """Parse one `ams[i]` mapping."""
-    if not isinstance(item, dict):
-        raise ConfigError(f"{where}: expected a mapping")
-    for inline in ("jwt_secret", "jwt_token"):
-        if inline in item:
-            raise ConfigError(f"{where}.{inline}: secrets are not accepted inline; use {inline}_file or {inline}_env")
-    _reject_unknown(item, _AMS_KEYS, where)
-    secret, token = _parse_secrets(item, where, base, env)
-    return AmsServer(
-        name=_name(item, where),
-        url=_url(item, where),
-        apps=_apps(item, where),
-        jwt_secret=secret,
-        jwt_token=token,
-        jwt_ttl_seconds=_number(item, where, "jwt_ttl_seconds", 60.0, low=5.0, high=86400.0),
-        heartbeat_seconds=_number(item, where, "heartbeat_seconds", None, low=0.01, high=3600.0),
-        stale_heartbeats=_integer(item, where, "stale_heartbeats", DEFAULT_STALE_HEARTBEATS, low=1, high=1000),
-        reconnect_grace_seconds=_number(item, where, "reconnect_grace_seconds", DEFAULT_RECONNECT_GRACE_SECONDS,
-                                        low=0.0, high=3600.0),
-        timeout_seconds=_number(item, where, "timeout_seconds", 5.0, low=0.05, high=300.0),
-        page_size=_integer(item, where, "page_size", MAX_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE),
-        max_concurrency=_integer(item, where, "max_concurrency", 4, low=1, high=64),
-        ca_file=_ca_file(item, where, base),
-        tls_insecure_skip_verify=_boolean(item, where, "tls_insecure_skip_verify", False),
-    )
-
-
-def _reject_unknown(mapping: dict, allowed: frozenset, where: str) -> None:
-    """Raise on the first key that is not allowed, naming its full path."""
-    for key in mapping:
-        if key not in allowed:
-            path = f"{where}.{key}" if where else str(key)
-            raise ConfigError(f"{path}: unknown key (allowed: {', '.join(sorted(allowed))})")
-
-
-def _name(item: dict, where: str) -> str:
-    """The `ams` label value."""
-    name = item.get("name")
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        raise ConfigError(f"{where}.name: required, letters, digits, '_' or '-'")
-    return name
-
-
-def _url(item: dict, where: str) -> str:
-    """Base URL of the AMS (scheme, host, optional port and path prefix), without a trailing slash."""
-    url = item.get("url")
-    if not isinstance(url, str):
-        raise ConfigError(f"{where}.url: required, e.g. http://127.0.0.1:5080")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ConfigError(f"{where}.url: expected http(s)://HOST[:PORT][/PREFIX], got {url!r}")
+def _listen(value: str, where: str) -> None:
+    """HOST:PORT, reported under its key path."""
     try:
-        parts.port  # noqa: B018 - raises on an invalid port
+        split_listen_address(value)
     except ValueError as exc:
-        raise ConfigError(f"{where}.url: {exc}") from exc
-    return url.rstrip("/")
+        raise ConfigError(f"{where}: {exc}") from None
 
 
-def _apps(item: dict, where: str) -> tuple[str, ...]:
-    """The AMS application names to watch."""
-    apps = item.get("apps")
-    if not isinstance(apps, list) or not apps:
-        raise ConfigError(f"{where}.apps: required, a non-empty list of application names")
-    for i, app in enumerate(apps):
-        if not isinstance(app, str) or not _APP_RE.fullmatch(app) or app in (".", ".."):
-            raise ConfigError(f"{where}.apps[{i}]: expected an application name such as WebRTCAppEE")
-    if len(set(apps)) != len(apps):
-        raise ConfigError(f"{where}.apps: duplicate application name")
-    return tuple(apps)
+# --- msgspec errors -> key paths -------------------------------------------------------
+
+_FIELD_ERROR = re.compile(r"^Object (contains unknown|missing required) field `([^`]*)`$")
+_T = TypeVar("_T")
 
 
-def _parse_secrets(item: dict, where: str, base: Path, env: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """Read the JWT secret or static token from a file or an environment variable (at most one source)."""
-    given = [key for key in _SECRET_KEYS if key in item]
-    if len(given) > 1:
-        raise ConfigError(f"{where}.{given[1]}: only one of {', '.join(_SECRET_KEYS)} may be set")
-    if not given:
-        return None, None
-    key = given[0]
-    value = _read_secret(item[key], f"{where}.{key}", base, env, from_env=key.endswith("_env"))
-    return (value, None) if key.startswith("jwt_secret") else (None, value)
+def _convert(value: Any, schema: type[_T], prefix: str) -> _T:
+    """msgspec.convert, with its error turned into a ConfigError naming the key path."""
+    try:
+        return msgspec.convert(value, schema)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_message(str(exc), prefix)) from None
 
 
-def _read_secret(ref: Any, where: str, base: Path, env: Mapping[str, str], from_env: bool) -> str:
-    """Resolve one secret reference; a single trailing newline is not part of the secret."""
-    if not isinstance(ref, str) or not ref:
-        raise ConfigError(f"{where}: expected a {'variable name' if from_env else 'file path'}")
-    if from_env:
-        if ref not in env:
-            raise ConfigError(f"{where}: environment variable {ref} is not set")
-        value = env[ref]
-    else:
-        path = base / ref
-        try:
-            value = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{where}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
-    value = _strip_one_newline(value)
-    if not value:
-        raise ConfigError(f"{where}: the secret is empty")
-    return value
+def _message(text: str, prefix: str) -> str:
+    """'Expected `int`, got `str` - at `$.ams[0].page_size`' -> 'ams[0].page_size: expected int, got str'."""
+    message, _, at = text.partition(" - at `")
+    key_error, _, container = at.partition("` in `")
+    path = _join(prefix, (container or key_error).rstrip("`").removeprefix("$").removeprefix("."))
+    field = _FIELD_ERROR.match(message)
+    if field:
+        return f"{_join(path, field.group(2))}: {'unknown key' if field.group(1) == 'contains unknown' else 'required'}"
+    message = message.replace("`", "")
+    message = message[:1].lower() + message[1:] + (" (as a mapping key)" if container else "")
+    return f"{path or '(top level)'}: {message}"
 
 
-def _strip_one_newline(value: str) -> str:
-    """Drop exactly one trailing line ending, as editors add it."""
-    if value.endswith("\r\n"):
-        return value[:-2]
-    return value[:-1] if value.endswith("\n") else value
+def _join(path: str, key: str) -> str:
+    """Append a key (or an [index]) to a dotted path."""
+    if not path or not key or key.startswith("["):
+        return path + key
+    return f"{path}.{key}"
 
 
-def _ca_file(item: dict, where: str, base: Path) -> str | None:
-    """Optional CA bundle for https AMS URLs; must exist."""
-    ref = item.get("ca_file")
-    if ref is None:
-        return None
-    path = base / ref if isinstance(ref, str) else None
-    if path is None or not path.is_file():
-        raise ConfigError(f"{where}.ca_file: not a readable file: {ref!r}")
-    return str(path)
-
-
-def _number(item: dict, where: str, key: str, default, low: float, high: float):
-    """A finite number within [low, high]; YAML booleans are not numbers."""
-    value = item.get(key, default)
-    if value is None and default is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
-    if not low <= value <= high:
-        raise ConfigError(f"{where}.{key}: must be between {low:g} and {high:g}, got {value!r}")
-    return float(value)
-
-
-def _integer(item: dict, where: str, key: str, default: int, low: int, high: int) -> int:
-    """An integer within [low, high]."""
-    value = item.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where}.{key}: expected an integer, got {value!r}")
-    if not low <= value <= high:
-        raise ConfigError(f"{where}.{key}: must be between {low} and {high}, got {value!r}")
-    return value
-
-
-def _boolean(item: dict, where: str, key: str, default: bool) -> bool:
-    """A YAML boolean."""
-    value = item.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}.{key}: expected true or false, got {value!r}")
-    return value
+def _masked(record: msgspec.Struct, secrets: tuple[str, ...]) -> str:
+    """Struct repr with secret fields shown as ***."""
+    shown = (f"{k}={'***' if k in secrets and v else v!r}" for k, v in msgspec.structs.asdict(record).items())
+    return f"{type(record).__name__}({', '.join(shown)})"

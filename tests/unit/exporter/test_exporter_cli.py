@@ -28,15 +28,15 @@ def test_config_check_accepts_a_valid_file(tmp_path, capsys):
     assert "OK (1 AMS, 1 apps)" in capsys.readouterr().out
 
 
-def test_config_error_names_the_key_and_exits_non_zero(tmp_path, capsys):
+def test_config_error_names_the_key_and_exits_2(tmp_path, capsys):
     path = write_config(tmp_path, extra="    appz: [x]\n")
-    assert main(["--config.file", str(path), "--config.check"]) == 1
+    assert main(["--config.file", str(path), "--config.check"]) == 2
     assert "ams[0].appz: unknown key" in capsys.readouterr().err
 
 
 def test_bad_listen_address_is_a_config_error(tmp_path, capsys):
-    assert main(["--config.file", str(write_config(tmp_path)), "--web.listen-address", "nowhere"]) == 1
-    assert "HOST:PORT" in capsys.readouterr().err
+    assert main(["--config.file", str(write_config(tmp_path)), "--web.listen-address", "nowhere"]) == 2
+    assert "--web.listen-address: expected HOST:PORT" in capsys.readouterr().err
 
 
 def test_missing_config_flag_is_a_usage_error():

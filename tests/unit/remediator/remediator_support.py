@@ -16,7 +16,7 @@ from ams.model import AppSnapshot, Broadcast, Fetched, Result, build_rooms, pars
 from remediator.actions import Remediator
 from remediator.app import Deps, create_app
 from remediator.audit import AuditLog
-from remediator.config import parse_remediator
+from service.config import parse_remediator
 from remediator.metrics import RemediatorMetrics
 from remediator.revalidation import Revalidator
 

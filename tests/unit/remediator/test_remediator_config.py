@@ -1,7 +1,7 @@
 """The remediator section of the shared config file."""
 import pytest
 
-from remediator.config import ConfigError, load_settings, parse_remediator
+from service.config import ConfigError, load_config, parse_remediator
 
 ENV = {"HOOK_TOKEN": "from-env"}
 
@@ -51,7 +51,7 @@ def test_shared_file_loads_ams_and_remediator_sections(tmp_path):
         "ams:\n  - name: main\n    url: http://127.0.0.1:5080\n    apps: [WebRTCAppEE]\n"
         "remediator:\n  dry_run: false\n  webhook_token_file: hook\n"
         "  allow: {apps: [WebRTCAppEE]}\n  caps: {max_evictions: 5}\n")
-    settings = load_settings(tmp_path / "config.yml", environ={})
+    settings = load_config(tmp_path / "config.yml", env={})
     assert settings.ams[0].name == "main" and settings.remediator.token == "tok"
     assert settings.remediator.dry_run is False and settings.remediator.caps.max_evictions == 5
 
@@ -59,3 +59,11 @@ def test_shared_file_loads_ams_and_remediator_sections(tmp_path):
 def test_token_never_appears_in_the_config_repr():
     config = parse_remediator({"webhook_token_env": "HOOK_TOKEN"}, environ=ENV)
     assert "from-env" not in repr(config)
+
+
+def test_token_from_the_environment_loses_one_trailing_newline():
+    assert parse_remediator({"webhook_token_env": "HOOK"}, environ={"HOOK": "tok\n"}).token == "tok"
+
+
+def test_shutdown_timeout_defaults_to_ten_seconds():
+    assert parse_remediator({"insecure_no_auth": True}, environ={}).shutdown_timeout_seconds == 10.0

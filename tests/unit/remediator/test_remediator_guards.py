@@ -1,5 +1,5 @@
 """Guards on their own: lists, caps, flagged streams, the recently-settled set."""
-from remediator.config import BlastRadius, Caps, Filters
+from service.config import BlastRadius, Caps, Filters
 from remediator.guards import EvictionCaps, FlaggedStreams, HandledAlerts, denied_by
 
 

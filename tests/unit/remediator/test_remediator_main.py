@@ -4,7 +4,7 @@ import threading
 import httpx
 
 from remediator.__main__ import main, make_server
-from remediator.config import load_settings
+from service.config import load_config
 from remediator.wiring import close_deps
 
 AMS = "ams:\n  - name: main\n    url: http://127.0.0.1:9\n    apps: [WebRTCAppEE]\n"
@@ -40,8 +40,8 @@ def test_bad_listen_address_flag_is_refused(tmp_path, capsys):
 
 def test_waitress_serves_health_metrics_and_the_webhook(tmp_path):
     config = _config(tmp_path, "  webhook_token_env: HOOK\n  audit_log: audit.jsonl\n")
-    settings = load_settings(config, environ={"HOOK": "tok"})
-    server, deps = make_server(settings, "127.0.0.1:0")
+    settings = load_config(config, env={"HOOK": "tok"})
+    server, deps = make_server(settings, "127.0.0.1", 0)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
