@@ -23,6 +23,7 @@ from ams.model import (
     AmsVersion,
     AppSnapshot,
     Broadcast,
+    ClusterNode,
     Fetched,
     Result,
     build_rooms,
@@ -30,6 +31,7 @@ from ams.model import (
     decode_json,
     parse_broadcast,
     parse_broadcast_page,
+    parse_cluster_node_page,
     parse_conference_room,
     parse_conference_room_page,
     parse_count,
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 VERSION_TTL_SECONDS = 300.0  # re-detect now and then: servers get upgraded in place
 PLAN_BATCH_PAGES = 64  # pages planned per concurrent batch from /count (then re-planned)
 MAX_SUBTRACK_PAGES = 400  # bounds a server that ignores the offset
+MAX_NODE_PAGES = 40  # 10,000 nodes at 250 a page: far beyond any cluster
 _JSON_HEADERS = {"Content-Type": "application/json"}  # AMS write endpoints @Consumes(application/json)
 
 
@@ -89,10 +92,12 @@ def parse_http_date(value: str | None) -> float | None:
 
 
 class _Auth:
-    """Authorization header values: a static token, or short-lived HS256 tokens (exp valid on both clocks)."""
+    """Header values: a static token, or short-lived HS256 tokens (exp valid on both clocks)."""
 
-    def __init__(self, server: AmsServer, clock: Callable[[], float]):
-        self._server = server
+    def __init__(self, secret: str | None, token: str | None, ttl: float, clock: Callable[[], float]):
+        self._secret = secret
+        self._static = token
+        self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
         self._skew = 0.0  # AMS clock minus ours, learned from Date headers (exp is checked on AMS's clock)
@@ -103,11 +108,11 @@ class _Auth:
     @property
     def mints(self) -> bool:
         """True when tokens are minted from a secret (and can be re-minted after a clock surprise)."""
-        return self._server.jwt_secret is not None
+        return self._secret is not None
 
     def header(self, bearer: bool) -> str | None:
-        """The Authorization value; 'Bearer ' only where the version strips it (2.12+)."""
-        token = self._server.jwt_token or (self._minted() if self.mints else None)
+        """The header value; 'Bearer ' only where the version strips it (2.12+)."""
+        token = self._static or (self._minted() if self.mints else None)
         if token is None:
             return None
         return f"Bearer {token}" if bearer else token
@@ -118,19 +123,19 @@ class _Auth:
             return False
         with self._lock:
             self._skew = server_time - self._clock()
-            return abs(self._skew - self._token_skew) > self._server.jwt_ttl_seconds / 4
+            return abs(self._skew - self._token_skew) > self._ttl / 4
 
     def _minted(self) -> str:
         """A cached token, re-minted when a third of its lifetime is left or AMS's clock moved."""
         with self._lock:
             # The verifier's clock is AMS's machine clock; if it lags ours, expiring on ours is still safe.
             now = self._clock() + max(self._skew, 0.0)
-            ttl = self._server.jwt_ttl_seconds
+            ttl = self._ttl
             stale = abs(self._skew - self._token_skew) > ttl / 4
             if self._token is None or stale or now > self._token_exp - ttl / 3:
                 # No iat/nbf: AMS's verifier rejects an iat in its future when clocks disagree.
                 self._token_exp = math.floor(now + ttl)
-                self._token = jwt.encode({"exp": self._token_exp}, self._server.jwt_secret, algorithm="HS256")
+                self._token = jwt.encode({"exp": self._token_exp}, self._secret, algorithm="HS256")
                 self._token_skew = self._skew
             return self._token
 
@@ -146,7 +151,10 @@ class AmsClient:
     ):
         self.server = server
         self._clock = clock
-        self._auth = _Auth(server, clock)
+        self._auth = _Auth(server.jwt_secret, server.jwt_token, server.jwt_ttl_seconds, clock)
+        # Management REST (cluster nodes): a server JWT in ProxyAuthorization, raw, HS256 with
+        # server.jwtServerSecretKey (console AuthenticationFilter L41, L119-131, L335-352 @3.0.3).
+        self._server_auth = _Auth(server.server_jwt_secret, None, server.jwt_ttl_seconds, clock)
         self._versions: dict[str, tuple[AmsVersion, float]] = {}
         self._versions_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(server.max_concurrency, thread_name_prefix=f"ams-{server.name}")
@@ -176,21 +184,30 @@ class AmsClient:
     # ---------------------------------------------------------------- transport
 
     def _request(
-        self, method: str, path: str, app: str, *, params=None, body: bytes | None = None,
+        self, method: str, path: str, app: str | None, *, params=None, body: bytes | None = None,
         deadline: float | None = None, allow_404: bool = False,
     ) -> _Reply:
-        """One HTTP exchange mapped to typed errors; a 403 with a minted token is retried once."""
+        """One HTTP exchange mapped to typed errors; a 403 with a minted token is retried once.
+
+        app None means the management (root) REST, authenticated by the server JWT.
+        """
+        auth = self._auth if app is not None else self._server_auth
         reply = self._exchange(method, path, app, params, body, deadline)
-        if reply.status_code == 403 and self._auth.mints and self._auth.observe(reply.server_time):
+        if reply.status_code == 403 and auth.mints and auth.observe(reply.server_time):
             reply = self._exchange(method, path, app, params, body, deadline)
         return self._check(method, path, reply, allow_404)
 
     def _exchange(self, method, path, app, params, body, deadline) -> _Reply:
         """Send one request with the remaining time budget; transport failures become AmsUnavailableError."""
         headers = dict(_JSON_HEADERS) if method != "GET" else {}
-        auth = self._auth.header(self._bearer(app))
-        if auth:
-            headers["Authorization"] = auth
+        if app is None:
+            auth, header = self._server_auth, self._server_auth.header(False)
+            if header:
+                headers["ProxyAuthorization"] = header
+        else:
+            auth, header = self._auth, self._auth.header(self._bearer(app))
+            if header:
+                headers["Authorization"] = header
         try:
             response = self._http.request(
                 method, path, params=params, content=body, headers=headers, timeout=self._timeout(deadline)
@@ -201,7 +218,7 @@ class AmsClient:
             raise AmsUnavailableError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
         server_time = parse_http_date(response.headers.get("date"))
         if response.status_code != 403:
-            self._auth.observe(server_time)
+            auth.observe(server_time)
         return _Reply(response.status_code, response.content, server_time)
 
     @staticmethod
@@ -357,6 +374,25 @@ class AmsClient:
 
         pages = self._fetch_pages(fetch, self.server.page_size, None, deadline)
         return [room for page in pages for room in page.items]
+
+    def cluster_nodes(self, deadline: float | None = None) -> tuple[ClusterNode, ...] | None:
+        """The cluster's node registry with AMS's own alive/dead verdicts; None on a standalone server.
+
+        Management REST (ClusterRestServiceV2 L47-73, same at 2.8.2 and 3.0.3). A standalone server
+        answers the node list with HTTP 500 (no cluster bean), so cluster-mode-status decides first.
+        """
+        mode, _ = self._get_json("/rest/v2/cluster-mode-status", None, "cluster mode", deadline, allow_404=True)
+        if mode is None or not parse_result(mode).success:
+            return None
+        nodes: list[ClusterNode] = []
+        size = self.server.page_size
+        for _ in range(MAX_NODE_PAGES):
+            data, _ = self._get_json(f"/rest/v2/cluster/nodes/{len(nodes)}/{size}", None, "cluster nodes", deadline)
+            page = parse_cluster_node_page(data)
+            nodes.extend(page)
+            if len(data or ()) < size:
+                return tuple(nodes)
+        raise AmsMalformedError(f"cluster nodes: more than {MAX_NODE_PAGES} pages")
 
     def get_broadcast(self, app: str, stream_id: str) -> Fetched:
         """A fresh GET of one broadcast; broadcast is None on 404."""

@@ -159,6 +159,21 @@ class Fetched:
     server_time: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterNode:
+    """One AMS node of a cluster (ClusterNode.java); status is AMS's own verdict, computed on the answering node."""
+
+    node_id: str
+    ip: str
+    last_update_ms: int
+    status: str  # alive, dead, or unknown for anything else
+
+    @property
+    def dead(self) -> bool:
+        """AMS reports the node dead (no registry heartbeat for 4 periods, 2 on 2.8.x)."""
+        return self.status == "dead"
+
+
 @dataclass(frozen=True)
 class AppSnapshot:
     """Everything one scrape learns about one app; rooms maps room id -> member stream ids."""
@@ -332,6 +347,23 @@ def parse_conference_room(data: Any) -> tuple[str, tuple[str, ...]] | None:
     if not room_id:
         return None
     return room_id, _id_tuple(data.get("roomStreamList")) or ()
+
+
+def parse_cluster_node_page(data: Any) -> list[ClusterNode]:
+    """Parse a cluster/nodes page; entries without a usable ip are skipped."""
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise AmsMalformedError("cluster nodes: expected a JSON array")
+    nodes = []
+    for item in data:
+        if type(item) is not dict or not _ident(item.get("ip")):
+            continue
+        status = item.get("status")
+        nodes.append(ClusterNode(node_id=_text(item.get("id")), ip=item["ip"],
+                                 last_update_ms=_int(item.get("lastUpdateTime")) or 0,
+                                 status=status if status in ("alive", "dead") else "unknown"))
+    return nodes
 
 
 def parse_result(data: Any, status_code: int = 200) -> Result:

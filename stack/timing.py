@@ -20,7 +20,7 @@ class Timing:
 
 
 ACCELERATED = Timing("accelerated", scrape_interval=1.0, scrape_timeout=1.0, evaluation_interval=1.0,
-                     heartbeat_seconds=1.0, ams_timeout_seconds=0.8, reconnect_grace_seconds=1.0)
+                     heartbeat_seconds=1.0, ams_timeout_seconds=0.8, reconnect_grace_seconds=2.0)
 # As rules/prometheus.example.yml ships: 10 s intervals, 8 s scrape timeout, AMS timeout 5 s.
 PRODUCTION = Timing("production", scrape_interval=10.0, scrape_timeout=8.0, evaluation_interval=10.0,
                     heartbeat_seconds=None, ams_timeout_seconds=5.0)

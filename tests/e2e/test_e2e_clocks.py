@@ -29,7 +29,7 @@ CASES = [(version, world) for version in ("2.8.2", "3.0.0") for world in WORLDS
 @pytest.fixture(scope="module", params=CASES, ids=[f"ams-{v}-{w}" for v, w in CASES])
 def stack(request):
     version, world = request.param
-    options = StackOptions(ams_version=version, simulator={"reconnect_grace_seconds": 1.0, **WORLDS[world]})
+    options = StackOptions(ams_version=version, simulator=dict(WORLDS[world]))
     running = start_populated(options, APP, 30, 3)
     yield running
     running.stop()
