@@ -10,35 +10,22 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from operator import attrgetter
 
 from prometheus_client.metrics_core import Metric
 
 from ams.client import AmsClient
-from ams.server import AmsServer
 from ams.errors import AmsError, AmsUnavailableError
-from exporter.exposition import RowFamily, TextFamily, escape
-from ams.ghost import find_ghosts, heartbeat_period, stale_threshold
+from ams.ghost import claims_live, find_ghosts, heartbeat_period, is_main_track, stale_threshold
 from ams.model import AppSnapshot, Broadcast
-from exporter.stream_text import (
-    INFO,
-    MAIN_TRACK,
-    PAGE_FAMILIES,
-    ROOM_MEMBER,
-    STATUS,
-    STREAM_COUNTERS,
-    STREAM_GAUGES,
-    VIEWERS,
-    PageText,
-    ingest_zero_absent,
-    main_track_text,
-    render_page,
-    room_member_text,
-)
+from ams.server import AmsServer
+from exporter.exposition import RowFamily, escape
 
 log = logging.getLogger(__name__)
 
 REASONS = ("unavailable", "auth", "malformed", "error")
 APP_LABELS = ("ams", "app")
+STREAM_LABELS = ("ams", "app", "stream_id")
 GRACE_SECONDS = 0.25  # on top of timeout_seconds: answer /metrics even if an app thread is stuck
 # Statuses always exported (zero-filled) for liveStream so rules never see "absent" for "none".
 COUNTED_STATUSES = ("broadcasting", "preparing", "terminated_unexpectedly", "created", "finished")
@@ -85,24 +72,18 @@ class Outcome:
     duration: float
 
 
-@dataclass(frozen=True, slots=True)
-class StreamView:
-    """A collected app with the per-stream series it is allowed to have (cardinality guard)."""
-
-    outcome: Outcome
-    key: tuple[str, str]  # escaped (ams, app)
-    pages: list[PageText]  # the selected streams' lines, page by page
-
-
 class AmsCollector:
     """Collects every configured AMS app on each scrape (register in a private CollectorRegistry).
 
     antmedia_up{ams="main",app="WebRTCAppEE"} 1.0
+
+    detail adds the per-stream series nothing shipped reads (config key exporter.detail_metrics).
     """
 
     def __init__(self, servers: Sequence[AmsServer], clients: dict[str, AmsClient] | None = None,
-                 timer=time.monotonic):
+                 timer=time.monotonic, detail: bool = False):
         self.servers = tuple(servers)
+        self.detail = detail
         self._timer = timer  # durations only; injectable for a reproducible golden file
         self.clients = clients if clients is not None else {s.name: AmsClient(s) for s in self.servers}
         tasks = sum(len(s.apps) for s in self.servers)
@@ -127,7 +108,7 @@ class AmsCollector:
         with _GC_PAUSE:
             outcomes = self.gather(servers)
             errors = self._error_counts(servers)
-            yield from build_families(outcomes, errors)
+            yield from build_families(outcomes, errors, self.detail)
 
     def gather(self, servers: Sequence[AmsServer]) -> list[Outcome]:
         """Snapshot every app of `servers` in parallel; never waits beyond the longest timeout."""
@@ -185,25 +166,15 @@ class AmsCollector:
             return {key: value for key, value in self._errors.items() if key[0] in names}
 
 
-def build_families(outcomes: list[Outcome], errors: dict[tuple[str, str, str], int]) -> Iterator[Metric]:
+def build_families(outcomes: list[Outcome], errors: dict[tuple[str, str, str], int],
+                   detail: bool = False) -> Iterator[Metric]:
     """All metric families for one scrape, built lazily so one family is in memory at a time."""
     yield _up(outcomes)
     yield _durations(outcomes)
     yield _error_family(errors)
     collected = [o for o in outcomes if o.snapshot is not None]
     yield from _app_families(collected)
-    views = [_stream_view(o) for o in collected]
-    yield _per_page(views, STATUS, "1 for the broadcast's current status (as AMS reports it).")
-    for name, documentation, *_ in STREAM_GAUGES:
-        yield _per_page(views, name, documentation)
-    for name, documentation, _ in STREAM_COUNTERS:
-        yield _per_page(views, name, documentation, "counter")
-    yield _per_page(views, VIEWERS, "Viewers by protocol (hlsViewerCount, dashViewerCount, webRTCViewerCount, "
-                    "rtmpViewerCount).")
-    yield _main_tracks(views)
-    yield _per_page(views, INFO, "Broadcast metadata: ingesting node (originAdress), type, publishType.")
-    yield _room_member(views)
-    yield _room_members(views)
+    yield from _stream_families([_listed(o) for o in collected], detail)
 
 
 def _app_key(outcome: Outcome) -> tuple[str, str]:
@@ -237,26 +208,31 @@ def _error_family(errors: dict[tuple[str, str, str], int]) -> Metric:
 
 
 def _app_families(collected: list[Outcome]) -> Iterator[Metric]:
-    """Per-app families: version, AMS clock, heartbeat period, threshold, counts."""
+    """Per-app families: version, AMS clock, heartbeat and ghosts, counts."""
     yield _server_info(collected)
     yield _app_gauge(collected, "antmedia_server_time_seconds",
                      "AMS's own clock (HTTP Date of the list responses) at collection.",
                      lambda o: o.snapshot.server_time)
+    yield from _heartbeat_families(collected)
+    yield _broadcast_counts(collected)
+    yield _app_gauge(collected, "antmedia_rooms", "Rooms (main tracks and conference rooms) known to AMS.",
+                     lambda o: len(o.snapshot.rooms))
+    yield _app_gauge(collected, "antmedia_malformed_records",
+                     "Broadcast records skipped at this scrape because they had no usable streamId.",
+                     lambda o: o.snapshot.rejected_records)
+
+
+def _heartbeat_families(collected: list[Outcome]) -> Iterator[Metric]:
+    """What follows the ghost predicate: heartbeat period, stale threshold, ghost count."""
     yield _app_gauge(collected, "antmedia_heartbeat_period_seconds",
                      "Heartbeat (updateTime) period in force: config override or the version's default.",
                      lambda o: heartbeat_period(o.server, o.snapshot.version))
     yield _app_gauge(collected, "antmedia_stale_threshold_seconds",
                      "stale_heartbeats x heartbeat period: heartbeat age beyond which a live claim is a ghost.",
                      lambda o: stale_threshold(o.server, o.snapshot.version))
-    yield _broadcast_counts(collected)
-    yield _app_gauge(collected, "antmedia_rooms", "Rooms (main tracks and conference rooms) known to AMS.",
-                     lambda o: len(o.snapshot.rooms))
     yield _app_gauge(collected, "antmedia_ghost_streams",
                      "Broadcasts that are ghosts by the shared predicate at this scrape.",
                      lambda o: len(find_ghosts(o.snapshot, stale_threshold(o.server, o.snapshot.version))))
-    yield _app_gauge(collected, "antmedia_malformed_records",
-                     "Broadcast records skipped at this scrape because they had no usable streamId.",
-                     lambda o: o.snapshot.rejected_records)
 
 
 def _server_info(collected: list[Outcome]) -> Metric:
@@ -292,49 +268,135 @@ def _broadcast_counts(collected: list[Outcome]) -> Metric:
     return family
 
 
-def _stream_view(outcome: Outcome) -> StreamView:
-    """Pick the broadcasts that get per-stream series: live-ish, room members, rooms."""
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One collected app's broadcasts that get per-stream series (the cardinality guard)."""
+
+    snapshot: AppSnapshot
+    key: tuple[str, str]  # escaped (ams, app)
+    streams: list[Broadcast]
+    labels: list[tuple[str, str, str]]  # escaped (ams, app, stream_id) of each stream
+    zero_absent: bool  # a zero receivedBytes/bitrate means "never written" (v2.8.x): no series
+
+
+def _listed(outcome: Outcome) -> Listed:
+    """The broadcasts that still claim to be live (live-ish status or listed in a room) and the rooms."""
     snap = outcome.snapshot
     members, rooms = snap.members, snap.rooms
+    streams = [b for b in snap.broadcasts if claims_live(b, members) or b.stream_id in rooms]
     ams, app = escape(outcome.server.name), escape(outcome.app)
-    zero_absent = ingest_zero_absent(snap.version)
-
-    def chosen(b: Broadcast) -> bool:
-        """The selection, now that every room is known."""
-        return b.live_status or b.stream_id in members or b.stream_id in rooms or bool(b.joined_room)
-
-    streams = [b for b in snap.broadcasts if chosen(b)]
-    return StreamView(outcome, (ams, app), [render_page(ams, app, zero_absent, streams, streams)])
+    return Listed(snap, (ams, app), streams, [(ams, app, escape(b.stream_id)) for b in streams],
+                  not snap.version.writes_ingest_counters)
 
 
-def _per_page(views: list[StreamView], name: str, documentation: str, typ: str = "gauge") -> Metric:
-    """A per-stream family whose lines were rendered page by page (stream_text.PAGE_FAMILIES)."""
-    index = PAGE_FAMILIES.index(name)
-    return TextFamily(name, documentation, lambda: (page.texts[index] for view in views for page in view.pages), typ)
+def _ms(ms: int) -> float | None:
+    """Epoch milliseconds in seconds; None (no series) when AMS has none (0)."""
+    return ms / 1000 if ms > 0 else None
 
 
-def _main_tracks(views: list[StreamView]) -> Metric:
+def _ingest(value: int | None, zero_absent: bool, divisor: int = 1, counter: bool = False) -> float | None:
+    """In base units; None when missing, a zero that means "never written", or a negative counter."""
+    if value is None or (zero_absent and value == 0) or (counter and value < 0):
+        return None
+    return value / divisor
+
+
+# Per-stream numbers: (name, type, help, value of (broadcast, zero_absent) or None for no series).
+# The first is exported by default (the rules and dashboards read it); the rest with detail_metrics.
+LAST_UPDATE = ("antmedia_broadcast_last_update_timestamp_seconds", "gauge",
+               "Last heartbeat of the broadcast (updateTime / 1000); absent when AMS has none.",
+               lambda b, _: _ms(b.update_time_ms))
+DETAIL_NUMBERS = (
+    ("antmedia_broadcast_start_timestamp_seconds", "gauge",
+     "Publish start of the broadcast (startTime / 1000); absent when never published.",
+     lambda b, _: _ms(b.start_time_ms)),
+    ("antmedia_broadcast_speed_ratio", "gauge", "Ingest speed (speed), about 1 when healthy; frozen on a ghost.",
+     lambda b, _: b.speed),
+    ("antmedia_broadcast_pending_packets", "gauge", "Ingest queue length (pendingPacketSize).",
+     lambda b, _: b.pending_packets),
+    # AMS reports bits/s; Prometheus base unit is bytes (promtool rejects "bits").
+    ("antmedia_broadcast_bitrate_bytes_per_second", "gauge",
+     "Ingest rate (bitrate / 8), where the version provides it.",
+     lambda b, zero_absent: _ingest(b.bitrate, zero_absent, 8)),
+    ("antmedia_broadcast_received_bytes", "counter",
+     "Bytes received from the publisher (receivedBytes); resets on republish.",
+     lambda b, zero_absent: _ingest(b.received_bytes, zero_absent, counter=True)),
+)
+VIEWER_PROTOCOLS = (("hls", attrgetter("hls_viewers")), ("dash", attrgetter("dash_viewers")),
+                    ("webrtc", attrgetter("webrtc_viewers")), ("rtmp", attrgetter("rtmp_viewers")))
+
+
+def _stream_families(listed: list[Listed], detail: bool) -> Iterator[Metric]:
+    """Per-stream and per-room families; the detail ones only when asked for."""
+    yield _status(listed)
+    yield _stream_number(listed, *LAST_UPDATE)
+    if detail:
+        for spec in DETAIL_NUMBERS:
+            yield _stream_number(listed, *spec)
+    yield _viewers(listed, detail)
+    yield _main_tracks(listed)
+    if detail:
+        yield _info(listed)
+    yield _room_member(listed)
+    yield _room_members(listed)
+
+
+def _status(listed: list[Listed]) -> Metric:
+    """antmedia_broadcast_status{ams,app,stream_id,status,type} 1: type tells pushed streams from pulled sources."""
+    return RowFamily("antmedia_broadcast_status", "1 for the broadcast's current status (as AMS reports it); "
+                     "type is the broadcast's type (only liveStream publishers can be ghosts).",
+                     (*STREAM_LABELS, "status", "type"),
+                     rows=[((*labels, escape(b.status), escape(b.type)), 1.0)
+                           for app in listed for b, labels in zip(app.streams, app.labels)])
+
+
+def _stream_number(listed: list[Listed], name: str, typ: str, documentation: str, value_of) -> Metric:
+    """One number per stream, none where value_of gives None."""
+    rows = [(labels, value) for app in listed for b, labels in zip(app.streams, app.labels)
+            if (value := value_of(b, app.zero_absent)) is not None]
+    return RowFamily(name, documentation, STREAM_LABELS, typ, rows)
+
+
+def _viewers(listed: list[Listed], detail: bool) -> Metric:
+    """antmedia_broadcast_viewers{...,protocol}: protocols with viewers; with detail, every count AMS reports."""
+    least = 0 if detail else 1
+    rows = [((*labels, protocol), count) for app in listed for b, labels in zip(app.streams, app.labels)
+            for protocol, count_of in VIEWER_PROTOCOLS if (count := count_of(b)) is not None and count >= least]
+    return RowFamily("antmedia_broadcast_viewers", "Viewers by protocol (hlsViewerCount, dashViewerCount, "
+                     "webRTCViewerCount, rtmpViewerCount); by default only protocols with viewers.",
+                     (*STREAM_LABELS, "protocol"), rows=rows)
+
+
+def _main_tracks(listed: list[Listed]) -> Metric:
     """antmedia_broadcast_main_track{ams,app,stream_id}: 1 for a room, 0 for a publisher."""
-
-    def text() -> Iterator[bytes]:
-        """Checked after the last page: it needs every room."""
-        return (main_track_text(page, view.outcome.snapshot.rooms) for view in views for page in view.pages)
-
-    return TextFamily(MAIN_TRACK, "1 if the broadcast is a room's main track, 0 if it is a publisher.", text)
+    rows = [(labels, 1.0 if is_main_track(b, app.snapshot.rooms) else 0.0)
+            for app in listed for b, labels in zip(app.streams, app.labels)]
+    return RowFamily("antmedia_broadcast_main_track", "1 if the broadcast is a room's main track, 0 if it is a "
+                     "publisher.", STREAM_LABELS, rows=rows)
 
 
-def _room_member(views: list[StreamView]) -> Metric:
+def _info(listed: list[Listed]) -> Metric:
+    """antmedia_broadcast_info{...,origin,type,publish_type} 1 (detail)."""
+    rows = [((*labels, escape(b.origin), escape(b.type), escape(b.publish_type)), 1.0)
+            for app in listed for b, labels in zip(app.streams, app.labels)]
+    return RowFamily("antmedia_broadcast_info", "Broadcast metadata: ingesting node (originAdress), type, "
+                     "publishType.", (*STREAM_LABELS, "origin", "type", "publish_type"), rows=rows)
+
+
+def _room_member(listed: list[Listed]) -> Metric:
     """antmedia_room_member{ams,app,room,stream_id} 1 while listed in the room."""
-    return TextFamily(ROOM_MEMBER, "1 while the stream is listed as a member of the room (any room model).",
-                      lambda: (room_member_text(*view.key, view.outcome.snapshot.rooms) for view in views))
+    rows = [((*app.key, escape(room), escape(stream_id)), 1.0) for app in listed
+            for room, members in sorted(app.snapshot.rooms.items()) for stream_id in sorted(members)]
+    return RowFamily("antmedia_room_member", "1 while the stream is listed as a member of the room (any room "
+                     "model).", (*APP_LABELS, "room", "stream_id"), rows=rows)
 
 
-def _room_members(views: list[StreamView]) -> Metric:
+def _room_members(listed: list[Listed]) -> Metric:
     """antmedia_room_members{ams,app,room}: member count."""
+    rows = [((*app.key, escape(room)), len(members)) for app in listed
+            for room, members in sorted(app.snapshot.rooms.items())]
     return RowFamily("antmedia_room_members", "Number of streams listed as members of the room.",
-                     (*APP_LABELS, "room"),
-                     source=lambda: (((*view.key, escape(room)), len(members)) for view in views
-                                     for room, members in sorted(view.outcome.snapshot.rooms.items())))
+                     (*APP_LABELS, "room"), rows=rows)
 
 
 def select_servers(servers: Iterable[AmsServer], name: str) -> list[AmsServer]:

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -21,17 +22,45 @@ from exporter.web import create_app
 from fakeams import FakeAms, make_records, make_server
 
 APP = "WebRTCAppEE"
-GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "expected" / "metrics.prom"
+EXPECTED = Path(__file__).resolve().parents[2] / "fixtures" / "expected"
+GOLDEN = {False: EXPECTED / "metrics.prom", True: EXPECTED / "metrics_detail.prom"}
+# Per-stream families by default: what the shipped rules and dashboards read.
+DEFAULT_STREAM_FAMILIES = {"antmedia_broadcast_status", "antmedia_broadcast_last_update_timestamp_seconds",
+                           "antmedia_broadcast_viewers", "antmedia_broadcast_main_track", "antmedia_room_member"}
+DETAIL_STREAM_FAMILIES = {"antmedia_broadcast_start_timestamp_seconds", "antmedia_broadcast_speed_ratio",
+                          "antmedia_broadcast_pending_packets", "antmedia_broadcast_bitrate_bytes_per_second",
+                          "antmedia_broadcast_received_bytes", "antmedia_broadcast_info"}
 
 
-@pytest.fixture
-def scenario():
+def two_ams(detail: bool = False):
     """Two AMS: 'main' (2.8.2; WebRTCAppEE plus a LiveApp that does not exist) and 'next' (3.0.0)."""
     fakes = {"main": FakeAms.from_fixtures("2.8.2"), "next": FakeAms.from_fixtures("3.0.0")}
     servers = [make_server(name="main", apps=(APP, "LiveApp")), make_server(name="next", url="http://ams2.test")]
     clients = {s.name: AmsClient(s, transport=fakes[s.name].transport()) for s in servers}
-    collector = AmsCollector(servers, clients, timer=lambda: 0.0)
+    return fakes, AmsCollector(servers, clients, timer=lambda: 0.0, detail=detail)
+
+
+@pytest.fixture
+def scenario():
+    """The two AMS, default exposition."""
+    fakes, collector = two_ams()
     yield fakes, collector, lambda: Scrape(collector)
+    collector.close()
+
+
+@pytest.fixture(params=[False, True], ids=["default", "detail"])
+def either(request):
+    """The two AMS, once with each exposition."""
+    _, collector = two_ams(detail=request.param)
+    yield collector
+    collector.close()
+
+
+@pytest.fixture
+def detailed():
+    """The two AMS with the detail series on."""
+    _, collector = two_ams(detail=True)
+    yield Scrape(collector)
     collector.close()
 
 
@@ -84,22 +113,23 @@ def test_heartbeat_override_from_config_is_in_force(fake300):
     collector.close()
 
 
-def test_all_records_are_counted_but_only_live_members_and_rooms_are_listed(scenario):
+def test_all_records_are_counted_but_only_live_members_and_rooms_are_listed_with_their_type(scenario):
     _, _, scrape = scenario
     registry = scrape()
     labels = {"ams": "main", "app": APP}
     assert value(registry, "antmedia_broadcasts", status="finished", type="liveStream", **labels) == 1
     assert value(registry, "antmedia_broadcasts", status="finished", type="VoD", **labels) == 1
     assert value(registry, "antmedia_broadcasts", status="terminated_unexpectedly", type="liveStream", **labels) == 0
-    assert value(registry, "antmedia_broadcast_status", stream_id="g7hGhost0001", status="broadcasting", **labels) == 1
-    assert value(registry, "antmedia_broadcast_status", stream_id="ipCamera01", status="preparing", **labels) == 1
+    assert value(registry, "antmedia_broadcast_status", stream_id="g7hGhost0001", status="broadcasting",
+                 type="liveStream", **labels) == 1
+    assert value(registry, "antmedia_broadcast_status", stream_id="ipCamera01", status="preparing", type="ipCamera",
+                 **labels) == 1
     for listed_never in ("oldMeeting01", "scheduled01", "vod-upload-7"):
         assert value(registry, "antmedia_broadcast_main_track", stream_id=listed_never, **labels) is None
 
 
-def test_per_stream_values_come_from_their_fields(scenario):
-    _, _, scrape = scenario
-    registry = scrape()
+def test_per_stream_values_come_from_their_fields(detailed):
+    registry = detailed
     main = {"ams": "main", "app": APP, "stream_id": "f3kQ9xLmPa2W"}
     assert value(registry, "antmedia_broadcast_last_update_timestamp_seconds", **main) == 1709200303.12
     assert value(registry, "antmedia_broadcast_start_timestamp_seconds", **main) == 1709200000.456
@@ -111,7 +141,7 @@ def test_per_stream_values_come_from_their_fields(scenario):
                  publish_type="WebRTC", **main) == 1
     nxt = {"ams": "next", "app": APP, "stream_id": "g7hGhost0001"}
     assert value(registry, "antmedia_broadcast_received_bytes_total", **nxt) == 98765432
-    assert value(registry, "antmedia_broadcast_status", status="terminated_unexpectedly", **nxt) == 1
+    assert value(registry, "antmedia_broadcast_status", status="terminated_unexpectedly", type="liveStream", **nxt) == 1
 
 
 def test_room_membership_from_every_room_model(scenario):
@@ -137,9 +167,32 @@ def test_samples_carry_no_timestamps(scenario):
     assert all(s.timestamp is None for family in collector.collect() for s in family.samples)
 
 
-def test_fast_rendering_matches_generate_latest(scenario):
+def test_default_exposition_lists_what_rules_and_dashboards_read(scenario, detailed):
     _, collector, _ = scenario
-    families = list(collector.collect())
+    stream_families = {f.name for f in collector.collect() if any("stream_id" in s.labels for s in f.samples)}
+    assert stream_families == DEFAULT_STREAM_FAMILIES
+    detail_families = {f.name for f in detailed.registry.collect() if any("stream_id" in s.labels for s in f.samples)}
+    assert detail_families == DEFAULT_STREAM_FAMILIES | DETAIL_STREAM_FAMILIES
+
+
+def test_protocols_without_viewers_have_series_only_in_detail(scenario, detailed):
+    _, _, scrape = scenario
+    registry = scrape()
+    main = {"ams": "main", "app": APP, "stream_id": "f3kQ9xLmPa2W"}
+    assert value(registry, "antmedia_broadcast_viewers", protocol="webrtc", **main) == 3
+    assert value(registry, "antmedia_broadcast_viewers", protocol="rtmp", **main) is None
+    assert value(detailed, "antmedia_broadcast_viewers", protocol="rtmp", **main) == 0
+
+
+def test_a_publisher_has_at_most_six_series_by_default(scenario):
+    _, collector, _ = scenario
+    per_stream = Counter((s.labels["ams"], s.labels["stream_id"]) for f in collector.collect() for s in f.samples
+                         if "stream_id" in s.labels)
+    assert per_stream and max(per_stream.values()) <= 6
+
+
+def test_fast_rendering_matches_generate_latest(either):
+    families = list(either.collect())
 
     class Fixed:
         def collect(self):
@@ -148,19 +201,18 @@ def test_fast_rendering_matches_generate_latest(scenario):
     assert render_bytes(families) == generate_latest(Fixed())
 
 
-def test_golden_exposition(scenario):
-    _, collector, _ = scenario
-    list(collector.collect())  # a first scrape, so the error counter below reads 2
-    text = render_bytes(collector.collect()).decode()
+def test_golden_exposition(either):
+    list(either.collect())  # a first scrape, so the error counter below reads 2
+    text = render_bytes(either.collect()).decode()
+    golden = GOLDEN[either.detail]
     if os.environ.get("UPDATE_GOLDEN") == "1":
-        GOLDEN.write_text(text)
-    assert text == GOLDEN.read_text(), "run with UPDATE_GOLDEN=1 to refresh after an intended change"
+        golden.write_text(text)
+    assert text == golden.read_text(), "run with UPDATE_GOLDEN=1 to refresh after an intended change"
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
-def test_promtool_finds_nothing_to_lint(scenario):
-    _, collector, _ = scenario
-    result = subprocess.run(["promtool", "check", "metrics"], input=render_bytes(collector.collect()),
+def test_promtool_finds_nothing_to_lint(either):
+    result = subprocess.run(["promtool", "check", "metrics"], input=render_bytes(either.collect()),
                             capture_output=True, timeout=30)
     assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
 
