@@ -85,7 +85,7 @@ class RemediatorConfig(_Record):
     audit_log: NonEmpty = "-"
     max_body_bytes: PositiveInt = 4 * 1024 * 1024
     non_zombi_action: Literal["finish", "delete"] = "finish"
-    kill_switch_file: str | None = None
+    kill_switch_file: NonEmpty | None = None
     allow: Filters = Filters()
     deny: Filters = Filters()
     caps: Caps = Caps()
