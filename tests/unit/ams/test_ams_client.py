@@ -11,7 +11,6 @@ import httpx
 import jwt
 import pytest
 
-from remediator.revalidation import revalidate
 from ams.client import AmsAuthError, AmsError, AmsMalformedError, AmsUnavailableError
 from fakeams import FIXTURES, FakeAms, fixture, make_records
 
@@ -307,17 +306,6 @@ def test_remove_room_member_is_not_applicable_on_v300(fake300, connect):
     result = connect(fake300).remove_room_member(APP, "room1", "g7hGhost0001")
     assert (result.success, result.status_code) == (False, 404)
     assert fake300.paths("DELETE") == []
-
-
-@pytest.mark.parametrize("version", ["2.8.2", "3.0.0"])
-def test_revalidate_judges_ghost_fresh_and_room(connect, version):
-    client = connect(FakeAms.from_fixtures(version))
-    ghost = revalidate(client, APP, "g7hGhost0001")
-    assert (ghost.verdict.is_ghost, ghost.verdict.reason, ghost.rooms) == (True, "stale", ("room1",))
-    assert revalidate(client, APP, "f3kQ9xLmPa2W").verdict.reason == "fresh"
-    assert revalidate(client, APP, "room1").verdict.reason == "main_track"
-    assert revalidate(client, APP, "oldMeeting01").verdict.reason == "not_live"
-    assert revalidate(client, APP, "gone").verdict.reason == "not_found"
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("v*.json")))
