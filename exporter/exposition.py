@@ -11,6 +11,7 @@ rendered from one precompiled template per label set. It is still a prometheus_c
 from __future__ import annotations
 
 import re
+from math import copysign
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from itertools import islice
@@ -89,10 +90,10 @@ class _Renderer:
         self.numbers: dict[float, str] = {}
 
     def number(self, value: float) -> str:
-        """floatToGoString, remembered (most values repeat: 1, counts); zeros are not, as 0 == -0.0."""
-        text = floatToGoString(value)
-        if value:
-            self.numbers[value] = text
+        """floatToGoString, remembered (most values repeat: 1, counts); zeros by sign, as 0 == -0.0."""
+        if not value:  # every publisher's main-track flag: the commonest value of a scrape
+            return "-0.0" if copysign(1.0, value) < 0 else "0.0"
+        text = self.numbers[value] = floatToGoString(value)
         return text
 
     def family(self, family: RowFamily) -> Iterator[str]:
