@@ -34,6 +34,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="comma-separated clock offsets in seconds, one per node")
     parser.add_argument("--node-update-seconds", type=float, default=5.0,
                         help="cluster registry heartbeat period, NODE_UPDATE_PERIOD (default 5)")
+    parser.add_argument("--store", choices=("mapdb", "mongodb"), default=None,
+                        help="data store (default: mapdb standalone, mongodb in a cluster)")
     parser.add_argument("--read-cache-seconds", type=float, default=3.0,
                         help="per-node broadcast read cache on 2.14+ clusters (default 3)")
     return parser.parse_args(argv)
@@ -76,7 +78,8 @@ def build(args: argparse.Namespace) -> Simulator:
                      server_jwt_secret=server_secret, reconnect_grace_seconds=args.reconnect_grace_seconds,
                      proxy_clock_offset_seconds=args.proxy_clock_offset_seconds,
                      nodes=node_spec(args.nodes, args.node_clock_offsets),
-                     node_update_seconds=args.node_update_seconds, read_cache_seconds=args.read_cache_seconds)
+                     node_update_seconds=args.node_update_seconds, read_cache_seconds=args.read_cache_seconds,
+                     store=args.store)
 
 
 def main(argv=None) -> int:
@@ -92,7 +95,7 @@ def main(argv=None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     app = sim.apps[0]
-    where = f" (cluster of {len(sim.nodes)} nodes)" if sim.cluster else ""
+    where = f" (cluster of {len(sim.nodes)} nodes, {sim.store})" if sim.cluster else f" ({sim.store})"
     print(f"simulated AMS {sim.version.name}{where} serving {', '.join(sim.apps)} on {sim.url}", flush=True)
     try:
         if args.scenario == "conference":

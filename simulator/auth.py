@@ -13,7 +13,7 @@ INVALID_SERVER_JWT = "Invalid Server JWT Token"
 NOT_AUTHENTICATED = "Not authenticated user"
 # Management paths AuthenticationFilter lets through without credentials (reference §2.2).
 OPEN_MANAGEMENT_PATHS = ("liveness", "authentication-status", "first-login-status")
-_BEARER = "bearer "
+_BEARER = "bearer"
 
 
 class AppAuth:
@@ -41,11 +41,12 @@ class AppAuth:
         return any(addr in net for net in self.networks)
 
     def token_valid(self, header: str | None) -> bool:
-        """HS256 with the raw secret; raw value before 2.12, case-insensitive Bearer stripped from 2.12."""
+        """HS256 with the raw secret; raw value before 2.12; from 2.12 a case-insensitive "Bearer" prefix is cut
+        and the rest trimmed, no space needed (JWTFilter L54-57, prefix "Bearer" L36 @ams-v3.0.3)."""
         if not header:
             return False
-        token = header.strip()
-        if self.version.bearer_prefix and token[:len(_BEARER)].lower() == _BEARER:
+        token = header
+        if self.version.bearer_prefix and token.lower().startswith(_BEARER):
             token = token[len(_BEARER):].strip()
         return hs256_valid(token, self.jwt_secret)
 

@@ -1,5 +1,5 @@
 """REST semantics of /{App}/rest/v2/broadcasts (reference §3.1, §3.3, §7)."""
-from .fields import WIPED_BY_PARTIAL_PUT, field_defaults
+from .fields import MONGO_WIPED_BY_PARTIAL_PUT, WIPED_BY_PARTIAL_PUT, field_defaults
 from .participants import close_broadcast
 from .reply import Reply, empty, ok, result
 from .request import BadBody, Request
@@ -22,9 +22,14 @@ def crop(items: list, offset: int, size: int, cap: int | None = MAX_ITEM_IN_ONE_
 
 
 def list_broadcasts(req: Request, offset: int, size: int) -> Reply:
-    """GET /list/{offset}/{size}: records in natural order (lists are never served from a cache)."""
+    """GET /list/{offset}/{size}: records in the store's order (lists are never served from a cache)."""
+    if req.db_failed:
+        return req.world.store.failed_list(req.world.version, "broadcasts")
     page = crop(req.app.ordered(), offset, size)
-    return ok([req.world.render(r, req.now, req.node) for r in page])
+    body = [req.world.render(r, req.now, req.node) for r in page]
+    if req.world.list_hooks:
+        req.world.after_list_page(req.app.name, offset, req.now)
+    return ok(body)
 
 
 def count_all(req: Request) -> Reply:
@@ -97,7 +102,10 @@ def _known_values(w: World, body: dict) -> dict:
 
 
 def update(req: Request, stream_id: str) -> Reply:
-    """PUT /{id}: 3.x updates given fields; v2.8.2 also overwrites fields the body omits (§3.3)."""
+    """PUT /{id}: 3.x updates given fields; v2.8.2 also overwrites fields the body omits (§3.3).
+
+    updateBroadcastFields decides success: MongoDB answers false when nothing changed (Store.update_succeeds).
+    """
     body = req.json(default={})
     if not isinstance(body, dict):
         raise BadBody("expected a Broadcast object")
@@ -109,19 +117,27 @@ def update(req: Request, stream_id: str) -> Reply:
     values = _known_values(w, body)
     if not w.version.partial_put:
         defaults = field_defaults(w.version)
-        values.update({f: body.get(f, defaults[f]) for f in WIPED_BY_PARTIAL_PUT if f in defaults})
+        wiped = WIPED_BY_PARTIAL_PUT + (MONGO_WIPED_BY_PARTIAL_PUT if w.store.mongo else ())
+        values.update({f: body.get(f, defaults[f]) for f in wiped if f in defaults})
+    if rec.hb is not None:
+        values.pop("updateTime", None)  # the next stats write would overwrite it anyway
+    if not w.store.update_succeeds(_changes(rec, values)):
+        return result(False)
     _apply_update(w, app, rec, values, req.now)
     for sid in before:
         w.note_listing(app, sid, req.now)
     return result(True)
 
 
+def _changes(rec: Record, values: dict) -> bool:
+    """Whether writing values would modify the stored record (MongoDB's modifiedCount)."""
+    return any(rec.fields.get(k) != v for k, v in values.items())
+
+
 def _apply_update(w: World, app: AppState, rec: Record, values: dict, now: float) -> None:
     """Write values into the stored record, keeping index, heartbeat and lifecycle consistent."""
     if "mainTrackStreamId" in values:
         app.set_main(rec, values.pop("mainTrackStreamId"))
-    if rec.hb is not None:
-        values.pop("updateTime", None)  # the next stats write would overwrite it anyway
     if isinstance(values.get("subTrackStreamIds"), list):
         values["subTrackStreamIds"] = list(values["subTrackStreamIds"])
     rec.fields.update(values)
@@ -155,26 +171,56 @@ def create(req: Request) -> Reply:
 
 
 def remove_subtrack(req: Request, main_id: str) -> Reply:
-    """DELETE /{main}/subtrack?id=: fails once the sub record is gone (v2.8.2, §3.2)."""
+    """DELETE /{main}/subtrack?id=: per version, with the store's write results."""
+    if req.world.version.has_subtrack_ids:
+        return _remove_subtrack_v2(req, main_id)
+    return _remove_subtrack_v3(req, main_id)
+
+
+def _remove_subtrack_v2(req: Request, main_id: str) -> Reply:
+    """v2.8.2 (BroadcastRestService.removeSubTrack L1163-1200): blank the sub's mainTrackStreamId when it names
+    this main track, write the sub back, and only if that write succeeded pull the id from the main track.
+
+    On MongoDB the write back is a no-op (so a failure, L1180-1182) whenever the sub did not name this main
+    track; MapDB pulls one copy of the id per call, MongoDB every copy.
+    """
     w, app, sub_id = req.world, req.app, req.query.get("id") or ""
-    sub, main = app.records.get(sub_id), app.records.get(main_id)
+    sub = app.records.get(sub_id)
     if sub is None:
         return result(False, f"There is no stream with id:{sub_id}")
-    if w.version.has_subtrack_ids:
-        if main is None:
-            return result(False, f"There is no main stream with id:{main_id}")
-        main.fields["subTrackStreamIds"] = [s for s in main.fields["subTrackStreamIds"] or [] if s != sub_id]
-    elif sub.fields.get("mainTrackStreamId") != main_id:
-        return result(False, f"Stream {sub_id} is not a subtrack of {main_id}")
-    if sub.fields.get("mainTrackStreamId") == main_id:
+    names_main = bool(main_id) and sub.fields.get("mainTrackStreamId") == main_id
+    if not w.store.update_succeeds(names_main):
+        return result(False, f"Main track of the stream {sub_id} which is {main_id} cannot be updated")
+    if names_main:
         app.set_main(sub, "")
+    main = app.records.get(main_id)
+    removed = w.store.remove_subtrack(main.fields if main is not None else None, sub_id)
+    w.note_listing(app, sub_id, req.now)
+    if not removed:
+        return result(False, f"Subtrack:{sub_id} cannot be removed from main track: {main_id}")
+    return result(True)
+
+
+def _remove_subtrack_v3(req: Request, main_id: str) -> Reply:
+    """3.x (RestServiceBase.removeSubTrack L1761-1796 @ams-v3.0.3): only a sub naming this main track has its
+    mainTrackStreamId blanked; anything else fails with "Main track of the stream ... cannot be updated"."""
+    w, app, sub_id = req.world, req.app, req.query.get("id") or ""
+    if not main_id.strip() or not sub_id.strip():
+        return result(False)
+    sub = app.records.get(sub_id)
+    if sub is None or sub.fields.get("mainTrackStreamId") != main_id:
+        return result(False, f"Main track of the stream {sub_id} which is {main_id} cannot be updated")
+    app.set_main(sub, "")
     w.note_listing(app, sub_id, req.now)
     return result(True)
 
 
 def subtracks(req: Request, main_id: str, offset: int, size: int) -> Reply:
-    """3.x GET /{main}/subtracks/{offset}/{size}: every subtrack whatever its status; 404 + Result without the main track; no 250 cap (Mongo)."""
+    """3.x GET /{main}/subtracks/{offset}/{size}: every subtrack whatever its status; 404 + Result without the
+    main track; pages capped at 250 on MapDB only."""
     if main_id not in req.app.records:
         return result(False, f"Broadcast not found with id: {main_id}", status=404)
-    subs = crop(req.app.subtracks(main_id), offset, size, cap=None)
+    if req.db_failed:
+        return req.world.store.failed_list(req.world.version, "subtracks")
+    subs = crop(req.app.subtracks(main_id), offset, size, cap=req.world.store.subtrack_cap)
     return ok([req.world.render(s, req.now, req.node) for s in subs])

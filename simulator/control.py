@@ -25,7 +25,7 @@ class Control:
                       "faults": self.inject, "blink": self.blink, "sources": self.sources,
                       "stick": self.simple("stick_source"), "proxy": self.proxy,
                       "nodes/kill": self.node_action("kill_node"), "nodes/revive": self.node_action("revive_node"),
-                      "nodes/clock": self.node_clock}
+                      "nodes/clock": self.node_clock, "during_list": self.during_list}
 
     def handle(self, method: str, path: str, query: dict, body: bytes) -> Reply:
         """Answer one control request; 400 with {"error"} on bad input, 404 for unknown paths."""
@@ -60,14 +60,14 @@ class Control:
         return data.get("app") or self.sim.apps[0]
 
     def rooms(self, data: dict) -> dict:
-        """POST /_sim/rooms {app, room_id}."""
-        self.sim.create_room(self._app(data), data["room_id"])
+        """POST /_sim/rooms {app, room_id, mode}."""
+        self.sim.create_room(self._app(data), data["room_id"], data.get("mode", "legacy"))
         return {"ok": True}
 
     def join(self, data: dict) -> dict:
-        """POST /_sim/join {app, room_id, stream_id, name, node}."""
+        """POST /_sim/join {app, room_id, stream_id, name, node, zombi}."""
         return {"ok": self.sim.join(self._app(data), data["room_id"], data["stream_id"], data.get("name"),
-                                    data.get("node"))}
+                                    data.get("node"), bool(data.get("zombi", True)))}
 
     def reconnect(self, data: dict) -> dict:
         """POST /_sim/reconnect {app, stream_id, node}."""
@@ -106,9 +106,18 @@ class Control:
         return lambda data: {"ok": getattr(self.sim, method)(self._app(data), data["stream_id"])}
 
     def publish(self, data: dict) -> dict:
-        """POST /_sim/publish {app, stream_id, name, publish_type, node}."""
+        """POST /_sim/publish {app, stream_id, name, publish_type, node, zombi}."""
         return {"ok": self.sim.publish(self._app(data), data["stream_id"], data.get("name"),
-                                       data.get("publish_type", "WebRTC"), data.get("node"))}
+                                       data.get("publish_type", "WebRTC"), data.get("node"),
+                                       bool(data.get("zombi", True)))}
+
+    def during_list(self, data: dict) -> dict:
+        """POST /_sim/during_list {app, publish, remove, after_offset, room}: one-shot churn during a scrape."""
+        publish, remove = data.get("publish", []), data.get("remove", [])
+        if not isinstance(publish, list) or not isinstance(remove, list):
+            raise ControlError("publish and remove must be lists of stream ids")
+        self.sim.during_list(self._app(data), publish, remove, int(data.get("after_offset", 0)), data.get("room"))
+        return {"ok": True}
 
     def records(self, data: dict) -> dict:
         """POST /_sim/records {app, count, status, type, prefix}."""
@@ -159,8 +168,8 @@ class Control:
         return ok(dataclasses.asdict(self.sim.lifecycle(app, stream_id)))
 
     def state(self) -> dict:
-        """GET /_sim/state: version, apps, timing, clock, nodes, proxy."""
-        return {"ams_version": self.sim.version.name, "apps": list(self.sim.apps),
+        """GET /_sim/state: version, store, apps, timing, clock, nodes, proxy."""
+        return {"ams_version": self.sim.version.name, "store": self.sim.store, "apps": list(self.sim.apps),
                 "heartbeat_seconds": self.sim.heartbeat_seconds,
                 "reconnect_grace_seconds": self.sim.reconnect_grace_seconds, "clock": self.clock(),
                 "cluster": self.sim.cluster, "nodes": self.sim.nodes,

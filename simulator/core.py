@@ -15,6 +15,7 @@ from .faults import Faults
 from .fields import TYPES
 from .lifecycle import GhostLifecycle, WriteRecord
 from .nodes import parse_nodes
+from .store import Store
 from .versions import AmsVersion
 from .world import Heartbeat, Record, World
 from .wsgi import AmsApp
@@ -46,7 +47,7 @@ class Simulator:
                  jwt_secret: str | None = None, allowed_cidrs=("127.0.0.1",), clock_offset_seconds: float = 0.0,
                  clock: Clock | None = None, server_jwt_secret: str | None = None,
                  reconnect_grace_seconds: float = 10.0, nodes=None, proxy_clock_offset_seconds: float | None = None,
-                 node_update_seconds: float = 5.0, read_cache_seconds: float = 3.0):
+                 node_update_seconds: float = 5.0, read_cache_seconds: float = 3.0, store: str | None = None):
         self.version = AmsVersion.parse(ams_version)
         apps = _app_names(apps)
         timing = _timing(heartbeat_seconds, reconnect_grace_seconds, node_update_seconds, read_cache_seconds)
@@ -55,7 +56,8 @@ class Simulator:
         if clock_offset_seconds:
             self.clock.offset_seconds = float(clock_offset_seconds)
         self.world = World(self.version, apps, self.clock, self.heartbeat_seconds,
-                           parse_nodes(nodes, self.clock.now()), cluster=nodes is not None, timing=timing)
+                           parse_nodes(nodes, self.clock.now()), cluster=nodes is not None, timing=timing,
+                           store=_store(store, nodes is not None))
         self.proxy_clock_offset_seconds = proxy_clock_offset_seconds
         self.auth = AppAuth(self.version, jwt_secret, allowed_cidrs)
         self.server_auth = ServerAuth(server_jwt_secret)
@@ -135,6 +137,11 @@ class Simulator:
         return self.world.grace
 
     @property
+    def store(self) -> str:
+        """The data store: "mapdb" (the standalone default) or "mongodb" (the cluster default)."""
+        return self.world.store.kind
+
+    @property
     def cluster(self) -> bool:
         """True when the simulator models a cluster (shared store, node registry, per-node caches)."""
         return self.world.cluster
@@ -165,22 +172,53 @@ class Simulator:
         with self._settled() as now:
             return fn(self.world, self._app(app), *args, now, **kwargs)
 
-    def create_room(self, app: str, room_id: str) -> None:
-        """A room: main track (2.x zombi + ConferenceRoom record; from 2.13 virtual)."""
-        _check_id(room_id)
-        self._do(p.create_room, app, room_id)
+    def create_room(self, app: str, room_id: str, mode: str = "legacy") -> None:
+        """A room: main track (2.x zombi + ConferenceRoom record of `mode`; from 2.13 virtual).
 
-    def join(self, app: str, room_id: str, stream_id: str, name: str | None = None, node: str | None = None) -> bool:
-        """Publish into a room on `node` (default: next live node) with a heartbeat; False = streamIdInUse."""
+        mode "multitrack" (2.x): every join lists the participant twice in subTrackStreamIds.
+        """
+        _check_id(room_id)
+        self._do(p.create_room, app, room_id, mode=mode)
+
+    def join(self, app: str, room_id: str, stream_id: str, name: str | None = None, node: str | None = None,
+             zombi: bool = True) -> bool:
+        """Publish into a room on `node` (default: next live node) with a heartbeat; False = streamIdInUse.
+
+        zombi=False: the record is created through REST first; on 2.x a clean leave then finishes it and
+        leaves it listed in the main track's subTrackStreamIds.
+        """
         _check_id(room_id), _check_id(stream_id)
-        return self._do(p.join, app, room_id, stream_id, name, node=node)
+        return self._do(p.join, app, room_id, stream_id, name, node=node, zombi=zombi)
 
     def publish(self, app: str, stream_id: str, name: str | None = None, publish_type: str = "WebRTC",
-                node: str | None = None) -> bool:
+                node: str | None = None, zombi: bool = True) -> bool:
         """A plain live stream (no room) on `node` with a heartbeat; False = streamIdInUse."""
         _check_id(stream_id)
         with self._settled() as now:
-            return p.publish(self.world, self._app(app), stream_id, name, now, publish_type, node=node)
+            return p.publish(self.world, self._app(app), stream_id, name, now, publish_type, node=node, zombi=zombi)
+
+    def during_list(self, app: str, publish=(), remove=(), after_offset: int = 0, room: str | None = None) -> None:
+        """Once, right after a broadcast list page of `app` at offset >= after_offset is served: publish the ids
+        in `publish` (into `room` when given) and delete the records in `remove`, as a scrape in progress sees
+        streams come and go. On MapDB (key order) an id added before the next page's offset shifts it by one."""
+        for sid in (*publish, *remove):
+            _check_id(sid)
+        if room is not None:
+            _check_id(room)
+        state = self._app(app)
+
+        def act(now: float) -> None:
+            for sid in publish:
+                if room is not None:
+                    p.join(self.world, state, room, sid, None, now)
+                else:
+                    p.publish(self.world, state, sid, None, now)
+            for sid in remove:
+                if state.remove(sid) is not None:
+                    self.world.note_deleted(state, sid, now)
+
+        with self.world.lock:
+            self.world.list_hooks.append((app, int(after_offset), act))
 
     def add_source(self, app: str, stream_id: str, type: str = "ipCamera", name: str | None = None,
                    node: str | None = None) -> None:
@@ -246,16 +284,21 @@ class Simulator:
             return [self.world.render(r, now) for r in self._app(app).ordered()]
 
     def room_members(self, app: str, room_id: str) -> list[str]:
-        """Ids the stored room model names (subTrackStreamIds and roomStreamList on 2.x, mainTrackStreamId on 3.x)."""
+        """Ids the stored room model names, once each (subTrackStreamIds and roomStreamList on 2.x,
+        mainTrackStreamId on 3.x)."""
+        listing = self.room_listing(app, room_id)
+        return list(dict.fromkeys(id_ for ids in listing.values() for id_ in ids))
+
+    def room_listing(self, app: str, room_id: str) -> dict[str, list[str]]:
+        """Every room model as stored, copies included: {"subTrackStreamIds", "roomStreamList"} on 2.x,
+        {"mainTrackStreamId"} (records naming the room) on 3.x."""
         with self._settled():
             state = self._app(app)
-            ids = list(state.members.get(room_id, ()))
-            if self.version.has_subtrack_ids:
-                main = state.records.get(room_id)
-                room = state.rooms.get(room_id)
-                ids = list(main.fields["subTrackStreamIds"] or []) if main else []
-                ids += [s for s in (room["roomStreamList"] if room else []) if s not in ids]
-            return ids
+            if not self.version.has_subtrack_ids:
+                return {"mainTrackStreamId": [r.fields["streamId"] for r in state.subtracks(room_id)]}
+            main, room = state.records.get(room_id), state.rooms.get(room_id)
+            return {"subTrackStreamIds": list(main.fields.get("subTrackStreamIds") or []) if main else [],
+                    "roomStreamList": list(room["roomStreamList"]) if room else []}
 
     def lifecycle(self, app: str, stream_id: str) -> GhostLifecycle:
         """Times (sim clock seconds) of drop, last heartbeat, unlisting, deletion, rejoinability."""
@@ -301,6 +344,16 @@ def _timing(heartbeat, grace, node_update, read_cache) -> dict:
         raise ValueError("reconnect_grace_seconds and read_cache_seconds must be >= 0, node_update_seconds > 0")
     return {"reconnect_grace_seconds": float(grace), "node_update_seconds": float(node_update),
             "read_cache_seconds": float(read_cache)}
+
+
+def _store(kind: str | None, cluster: bool) -> Store:
+    """The store AMS would run: MongoDB in a cluster (the nodes share it), MapDB standalone unless told."""
+    # change_server_mode.sh: standalone without a DB URL is mapdb, cluster is mongodb (or redis, not modelled)
+    # (src/main/server/conf/functions.sh L24-56 @ams-v2.8.2)
+    kind = kind or ("mongodb" if cluster else "mapdb")
+    if cluster and kind != "mongodb":
+        raise ValueError(f"a cluster shares one MongoDB; store {kind!r} is standalone only")
+    return Store(kind)
 
 
 def _app_names(apps) -> tuple[str, ...]:

@@ -1,10 +1,10 @@
-"""Injected failures: added latency, 5xx answers, held (timed-out) requests, malformed JSON."""
+"""Injected failures: added latency, 5xx answers, held (timed-out) requests, malformed JSON, store query errors."""
 import itertools
 import re
 import threading
 from dataclasses import dataclass
 
-KINDS = ("latency", "status", "timeout", "malformed")
+KINDS = ("latency", "status", "timeout", "malformed", "db_error")
 # A held request is released after this long at most, so a stuck client cannot pin a thread forever.
 MAX_HOLD_SECONDS = 120.0
 DEFAULT_HOLD_SECONDS = 30.0

@@ -22,7 +22,7 @@ BASE_FIELDS: tuple[tuple[str, object], ...] = (
 MASTER_FIELDS: tuple[tuple[str, object], ...] = (
     ("seekTimeInMs", 0), ("subtracksLimit", -1), ("width", 0), ("height", 0), ("encoderQueueSize", 0),
     ("dropPacketCountInIngestion", 0), ("dropFrameCountInEncoding", 0), ("packetLostRatio", 0.0),
-    ("packetsLost", 0), ("jitterMs", 0), ("rttMs", 0), ("remoteIp", None), ("role", ""),
+    ("packetsLost", 0), ("jitterMs", 0), ("rttMs", 0), ("remoteIp", None), ("role", None),
     ("hlsParameters", None), ("autoStartStopEnabled", False), ("encoderSettingsList", None),
     ("virtual", False), ("maxIdleTime", 0), ("anyoneWatching", False),
 )
@@ -30,6 +30,9 @@ MASTER_FIELDS: tuple[tuple[str, object], ...] = (
 # v2.8.2 update paths copy these from the request object even when the body omits them (§3.3).
 WIPED_BY_PARTIAL_PUT = ("subTrackStreamIds", "receivedBytes", "bitrate", "userAgent",
                         "webRTCViewerLimit", "hlsViewerLimit", "dashViewerLimit")
+
+# ... and MongoStore.updateBroadcastFields also sets these unconditionally (MongoStore L810-820 @ams-v2.8.2).
+MONGO_WIPED_BY_PARTIAL_PUT = ("metaData", "updateTime", "playlistLoopEnabled", "currentPlayIndex")
 
 VIEWER_FIELDS = ("hlsViewerCount", "dashViewerCount", "webRTCViewerCount", "rtmpViewerCount")
 LIVE_STATUSES = ("broadcasting", "preparing")

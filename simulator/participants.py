@@ -9,58 +9,66 @@ CONFERENCE_METADATA = json.dumps({"isMicMuted": False, "isCameraOff": False}, se
 
 
 def ensure_main_track(w: World, app: AppState, room_id: str, now: float) -> Record:
-    """The room's main track, created as the server does on first publish (zombi, broadcasting)."""
+    """The room's main track, created as the server does on first publish; an existing one is left as it is."""
     main = app.records.get(room_id)
     if main is None:
+        # a bare new Broadcast(): zombi, broadcasting, no type, publishType, name, origin or rtmpURL
+        # (MuxAdaptor.registerToMainTrackIfExists L671-682 @ams-v2.8.2; saveMainBroadcast L839-853 @ams-v3.0.3,
+        # which also sets virtual and startTime); a later join never touches its status
         fields = w.new_fields(app.name, room_id, now, zombi=True, status="broadcasting",
-                              type="liveStream", publishType="WebRTC", name=room_id)
-        # a main track is a bare new Broadcast(): no origin node (MuxAdaptor L671-682 @ams-v2.8.2;
-        # AntMediaApplicationAdapter.saveMainBroadcast L839-853 @ams-v3.0.3)
+                              type=None, publishType=None, name=None)
         fields.update(originAdress=None, rtmpURL=None)
         if w.version.has_virtual:
             fields["virtual"] = True
+        if w.version.at_least(3):
+            fields["startTime"] = int(now * 1000)
         main = Record(fields)
         app.put(main)
-    elif main.fields["status"] != "broadcasting":
-        main.fields["status"] = "broadcasting"
     return main
 
 
-def create_conference_room(app: AppState, room_id: str, now: float) -> dict | None:
+def create_conference_room(app: AppState, room_id: str, now: float, mode: str = "legacy") -> dict | None:
     """A v2.x ConferenceRoom record (dates in unix seconds); None if one exists already."""
     if room_id in app.rooms:
         return None
+    # mode defaults to legacy (ConferenceRoom L45 @ams-v2.8.2)
     room = {"roomId": room_id, "startDate": int(now), "endDate": int(now) + 3600,
-            "roomStreamList": [], "mode": "multitrack", "originAdress": "127.0.0.1"}
+            "roomStreamList": [], "mode": mode, "originAdress": "127.0.0.1"}
     app.rooms[room_id] = room
     return room
 
 
-def create_room(w: World, app: AppState, room_id: str, now: float) -> None:
+ROOM_MODES = ("legacy", "multitrack", "mcu")
+
+
+def create_room(w: World, app: AppState, room_id: str, now: float, mode: str = "legacy") -> None:
     """Main track, plus the ConferenceRoom record on versions that have one."""
+    if mode not in ROOM_MODES:
+        raise ValueError(f"unknown room mode {mode!r}; expected one of {', '.join(ROOM_MODES)}")
     ensure_main_track(w, app, room_id, now)
     if w.version.has_conference_rooms:
-        create_conference_room(app, room_id, now)
+        create_conference_room(app, room_id, now, mode)
 
 
 def list_in_main(app: AppState, main_id: str, stream_id: str) -> bool:
-    """Append to the main track's subTrackStreamIds (v2.x), without duplicates."""
+    """Append to the main track's subTrackStreamIds (v2.x) even when already listed: every publish start
+    adds the id again (MuxAdaptor.registerToMainTrackIfExists L684-686 @ams-v2.8.2; AMS #4045)."""
     main = app.records.get(main_id)
     if main is None or "subTrackStreamIds" not in main.fields:
         return False
-    ids = main.fields["subTrackStreamIds"] or []
-    if stream_id not in ids:
-        main.fields["subTrackStreamIds"] = ids + [stream_id]
+    main.fields["subTrackStreamIds"] = list(main.fields["subTrackStreamIds"] or []) + [stream_id]
     return True
 
 
 def list_in_room(app: AppState, room_id: str, stream_id: str) -> bool:
-    """Append to the ConferenceRoom's roomStreamList (v2.x), without duplicates."""
+    """addStreamToConferenceRoom (v2.x): roomStreamList once; a multitrack room also adds the id to its
+    main track again (RestServiceBase L1825-1863, the push at L1856 @ams-v2.8.2), so it is listed twice."""
     room = app.rooms.get(room_id)
-    if room is None:
+    if room is None or stream_id in room["roomStreamList"] or stream_id not in app.records:
         return False
-    if stream_id not in room["roomStreamList"]:
-        room["roomStreamList"] = room["roomStreamList"] + [stream_id]
+    room["roomStreamList"] = room["roomStreamList"] + [stream_id]
+    if room["mode"] == "multitrack":
+        list_in_main(app, room_id, stream_id)
     return True
 
 
@@ -73,14 +81,27 @@ def unlist_from_room(app: AppState, room_id: str, stream_id: str) -> bool:
     return True
 
 
+def create_record(w: World, app: AppState, stream_id: str, now: float, name: str | None = None) -> Record:
+    """A record made through REST before publishing (POST /create): status created, not zombi."""
+    rec = Record(w.new_fields(app.name, stream_id, now, status="created", zombi=False, type="liveStream",
+                              name=name))
+    app.put(rec)
+    return rec
+
+
 def join(w: World, app: AppState, room_id: str, stream_id: str, name: str | None, now: float,
-         new_episode: bool = True, node: str | None = None) -> bool:
-    """Publish into a room on `node` (default: the next live node); False (streamIdInUse) while the id reads as live."""
+         new_episode: bool = True, node: str | None = None, zombi: bool = True) -> bool:
+    """Publish into a room on `node` (default: the next live node); False (streamIdInUse) while the id reads as live.
+
+    zombi=False: the record is created through REST first (kept, and finished, when the publisher leaves).
+    """
     rec = app.records.get(stream_id)
     if rec is not None and w.is_live_for_republish(rec, now):
         return False
     origin = w.place(node)
     ensure_main_track(w, app, room_id, now)
+    if rec is None and not zombi:
+        create_record(w, app, stream_id, now, name or stream_id)
     w.start_publishing(app, stream_id, now, origin, name=name or stream_id, mainTrackStreamId=room_id,
                        metaData=CONFERENCE_METADATA)
     if w.version.has_subtrack_ids:
@@ -92,11 +113,14 @@ def join(w: World, app: AppState, room_id: str, stream_id: str, name: str | None
 
 
 def publish(w: World, app: AppState, stream_id: str, name: str | None, now: float,
-            publish_type: str = "WebRTC", new_episode: bool = True, node: str | None = None) -> bool:
+            publish_type: str = "WebRTC", new_episode: bool = True, node: str | None = None,
+            zombi: bool = True) -> bool:
     """A plain live stream (no room) on `node`; False (streamIdInUse) while the id reads as live."""
     rec = app.records.get(stream_id)
     if rec is not None and w.is_live_for_republish(rec, now):
         return False
+    if rec is None and not zombi:
+        create_record(w, app, stream_id, now, name or stream_id)
     w.start_publishing(app, stream_id, now, w.place(node), name=name or stream_id, publishType=publish_type)
     if new_episode:
         w.episodes[(app.name, stream_id)] = Episode(None)
@@ -116,26 +140,34 @@ def close_broadcast(w: World, app: AppState, rec: Record, now: float) -> None:
 
 
 def _close_v2(w: World, app: AppState, rec: Record, main_id: str | None, now: float) -> None:
-    """v2.8.2: finished; zombi deleted after leaving the main track; empty zombi main deleted."""
+    """v2.8.2 closeBroadcast (AntMediaApplicationAdapter L491-531): finished; only a zombi record leaves its
+    main track (L508-511) and is deleted. A non-zombi participant stays finished in subTrackStreamIds with
+    its mainTrackStreamId, and the main track survives."""
     sid = rec.fields["streamId"]
     rec.fields["status"] = "finished"
-    if main_id:
-        _leave_main_v2(w, app, main_id, sid, now)
     if rec.fields["zombi"]:
+        if main_id and not _update_main_broadcast(app, main_id, sid):
+            w.note_status(app, rec, now)  # the exception ends closeBroadcast before the delete (L528-530)
+            return
         app.remove(sid)
         w.note_deleted(app, sid, now)
     else:
         w.note_status(app, rec, now)
 
 
-def _leave_main_v2(w: World, app: AppState, main_id: str, sid: str, now: float) -> None:
-    """updateMainBroadcast: pull the id from subTrackStreamIds; delete a zombi main left empty."""
+def _update_main_broadcast(app: AppState, main_id: str, sid: str) -> bool:
+    """updateMainBroadcast (L543-552 @ams-v2.8.2): List.remove drops the first copy of the id only; a zombi
+    main left empty is deleted. False when the main track is gone (a NullPointerException in AMS)."""
     main = app.records.get(main_id)
     if main is None:
-        return
-    main.fields["subTrackStreamIds"] = [s for s in main.fields["subTrackStreamIds"] or [] if s != sid]
-    if main.fields["zombi"] and not main.fields["subTrackStreamIds"]:
+        return False
+    ids = list(main.fields["subTrackStreamIds"] or [])
+    if sid in ids:
+        ids.remove(sid)
+    main.fields["subTrackStreamIds"] = ids
+    if main.fields["zombi"] and not ids:
         app.remove(main_id)
+    return True
 
 
 def _close_v3(w: World, app: AppState, rec: Record, main_id: str | None, now: float) -> None:

@@ -20,6 +20,7 @@ class Request:
     body: bytes = b""
     app: AppState | None = None
     node: Node | None = None
+    db_failed: bool = False  # a db_error fault: the store's query for this request throws
 
     def json(self, default=None):
         """The body parsed as JSON; `default` for an empty body; BadBody otherwise."""

@@ -12,6 +12,8 @@ def _room_json(room: dict) -> dict:
 
 def list_rooms(req: Request, offset: int, size: int) -> Reply:
     """GET /conference-rooms/list/{offset}/{size}: capped at 250."""
+    if req.db_failed:
+        return req.world.store.failed_list(req.world.version, "rooms")
     rooms = list(req.app.rooms.values())
     return ok([_room_json(r) for r in crop(rooms, offset, size)])
 

@@ -89,8 +89,9 @@ class AmsVersion:
 
     @cached_property
     def writes_ingest_counters(self) -> bool:
-        """Master writes receivedBytes, bitrate and duration with every stats update."""
-        return self.at_least(3)
+        """From 2.13 every stats update writes receivedBytes, bitrate and duration."""
+        # setQualityParameters L1653, L1671 @ams-v2.13.0; nothing sets them at @ams-v2.12.0
+        return self.at_least(2, 13)
 
     @cached_property
     def source_keepalive(self) -> bool:

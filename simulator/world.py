@@ -11,6 +11,7 @@ from .clock import Clock
 from .fields import LIVE_STATUSES, VIEWER_FIELDS, field_defaults
 from .lifecycle import Episode, GhostLifecycle
 from .nodes import Node
+from .store import Store
 from .versions import AmsVersion
 
 # Typical WebRTC ingest bitrate, used where the version writes ingest counters.
@@ -46,19 +47,23 @@ class Record:
 
 
 class AppState:
-    """The records of one application, in natural (insertion) order, with a room-member index."""
+    """The records of one application in the store's list order, with a room-member index."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, key_order: bool = False):
         self.name = name
+        self.key_order = key_order  # MapDB: sorted by streamId; MongoDB: insertion order
         self.records: dict[str, Record] = {}
         self.rooms: dict[str, dict] = {}  # v2.x ConferenceRoom records
         self.members: dict[str, dict[str, None]] = {}  # mainTrackStreamId -> ordered sub ids
         self._ordered: list[Record] | None = None
 
     def ordered(self) -> list[Record]:
-        """All records in natural order (cached until the next insert or delete)."""
+        """All records in list order (cached until the next insert or delete)."""
         if self._ordered is None:
-            self._ordered = list(self.records.values())
+            if self.key_order:
+                self._ordered = [self.records[k] for k in sorted(self.records)]
+            else:
+                self._ordered = list(self.records.values())
         return self._ordered
 
     def put(self, rec: Record) -> None:
@@ -83,8 +88,12 @@ class AppState:
         self._index(sid, main_id)
 
     def subtracks(self, main_id: str) -> list[Record]:
-        """Records whose mainTrackStreamId is main_id, in join order."""
-        return [self.records[s] for s in self.members.get(main_id, ()) if s in self.records]
+        """Records whose mainTrackStreamId is main_id: by streamId on MapDB (it scans its tree map,
+        MapBasedDataStore.getSubtracks L1329-1340 @ams-v3.0.3), in join order on MongoDB."""
+        ids = self.members.get(main_id, ())
+        if self.key_order:
+            ids = sorted(ids)
+        return [self.records[s] for s in ids if s in self.records]
 
     def _index(self, sid: str, main_id: str | None) -> None:
         if main_id:
@@ -101,8 +110,9 @@ class World:
     """Every app's store (shared by all nodes, as one MongoDB) plus the rules tying status, heartbeats and rooms."""
 
     def __init__(self, version: AmsVersion, apps, clock: Clock, heartbeat_seconds: float, nodes: list[Node],
-                 cluster: bool = False, timing: dict | None = None):
+                 cluster: bool = False, timing: dict | None = None, store: Store | None = None):
         self.version = version
+        self.store = store or Store("mongodb" if cluster else "mapdb")
         self.clock = clock
         self.period = float(heartbeat_seconds)
         timing = timing or {}
@@ -110,7 +120,7 @@ class World:
         self.node_period = float(timing.get("node_update_seconds", 5.0))
         self.cache_seconds = float(timing.get("read_cache_seconds", 3.0))
         self.lock = threading.RLock()
-        self.apps = {name: AppState(name) for name in apps}
+        self.apps = {name: AppState(name, self.store.key_order) for name in apps}
         self.nodes = {n.address: n for n in nodes}
         self.started = clock.now()
         self.cluster = cluster
@@ -118,6 +128,7 @@ class World:
         self._rng = random.Random(2024)
         self._defaults = field_defaults(version)
         self._events: list = []
+        self.list_hooks: list = []  # (app, after_offset, action(now)): one-shot, run after a list page
         self._seq = itertools.count()
         self._balance = itertools.count()
         self._placement = itertools.count()
@@ -164,6 +175,13 @@ class World:
         while self._events and self._events[0][0] <= now:
             at, _, action = heapq.heappop(self._events)
             action(at)
+
+    def after_list_page(self, app: str, offset: int, now: float) -> None:
+        """Run the one-shot hooks armed for a list page of `app` at `offset` (Simulator.during_list)."""
+        due = [h for h in self.list_hooks if h[0] == app and offset >= h[1]]
+        for hook in due:
+            self.list_hooks.remove(hook)
+            hook[2](now)
 
     # --- time and status -------------------------------------------------------------
 
@@ -287,8 +305,10 @@ class World:
         start_ms = int((now + self.offset_of(origin)) * 1000)
         rec.fields.update(status="broadcasting", startTime=start_ms, updateTime=start_ms, speed=1.0,
                           originAdress=origin, **values)
+        if self.version.writes_ingest_counters:
+            rec.fields["bitrate"] = LIVE_BITRATE
         if self.version.master_fields:
-            rec.fields.update(bitrate=LIVE_BITRATE, width=640, height=480, remoteIp="127.0.0.1")
+            rec.fields.update(width=640, height=480, remoteIp="127.0.0.1")
         if main:
             app.set_main(rec, main)
         rec.hb = Heartbeat(now, self.period)

@@ -49,7 +49,7 @@ class AmsApp:
 
     def serve(self, environ, method, path, query_string, body, node):
         """Apply faults, then answer as `node` would; returns the reply, its encoded body and the write target."""
-        malformed = False
+        malformed = db_failed = False
         for fault in self.sim.faults.take(path):
             if fault.kind == "latency":
                 self.sim.stopping.wait(fault.seconds)
@@ -58,22 +58,24 @@ class AmsApp:
             elif fault.kind == "timeout":
                 self.sim.stopping.wait(fault.seconds)
                 return *_encoded(empty(504)), None
+            elif fault.kind == "db_error":
+                db_failed = True
             else:
                 malformed = True
-        reply, target = self.dispatch(environ, method, path, _query(query_string), body, node)
+        reply, target = self.dispatch(environ, method, path, _query(query_string), body, node, db_failed)
         reply, data = _encoded(reply)
         if malformed:
             data = _corrupt(data)
         return reply, data, target
 
-    def dispatch(self, environ, method, path, query, body, node):
+    def dispatch(self, environ, method, path, query, body, node, db_failed=False):
         """Route to the management API or an app's REST API; returns (reply, write target)."""
         root = _ROOT_PATH.match(path)
         if root:
             denied = self.sim.server_auth.check(root.group(1), environ.get("HTTP_PROXYAUTHORIZATION"))
             if denied is not None:
                 return denied, None
-            return self._handle(self.root_routes, method, root.group(1), query, body, None, node)
+            return self._handle(self.root_routes, method, root.group(1), query, body, None, node, db_failed)
         found = _APP_PATH.match(path)
         if not found or found.group(1) not in self.world.apps:
             return not_found_page(), None
@@ -83,10 +85,11 @@ class AmsApp:
         app, rest = self.world.apps[found.group(1)], found.group(2) or ""
         sub = _BROADCASTS.match(rest)
         if not sub:
-            return self._handle(self.app_routes, method, rest, query, body, app, node)
-        return self._handle(self.broadcast_routes, method, (sub.group(1) or "").rstrip("/"), query, body, app, node)
+            return self._handle(self.app_routes, method, rest, query, body, app, node, db_failed)
+        return self._handle(self.broadcast_routes, method, (sub.group(1) or "").rstrip("/"), query, body, app, node,
+                            db_failed)
 
-    def _handle(self, table, method, sub_path, query, body, app, node):
+    def _handle(self, table, method, sub_path, query, body, app, node, db_failed=False):
         """Run the matching handler under the world lock; 400 for an unreadable body."""
         handler, params = routes.match(table, method, sub_path)
         if handler is None:
@@ -94,7 +97,7 @@ class AmsApp:
         with self.world.lock:
             now = self.sim.clock.now()
             self.world.settle(now)
-            req = Request(self.world, now, query, body, app, node)
+            req = Request(self.world, now, query, body, app, node, db_failed)
             try:
                 reply = handler(req, **params)
             except BadBody as exc:
