@@ -126,14 +126,19 @@ def test_every_alert_has_severity_summary_description_and_a_runbook_section():
         assert path == "rules/RUNBOOK.md" and anchor in anchors, rule["annotations"]["runbook_url"]
 
 
-def test_ghost_detection_never_reads_prometheus_clock_nor_hard_codes_seconds():
+def test_ghost_detection_judges_on_prometheus_scrape_times_only_and_hard_codes_no_seconds():
     group = next(g for g in yaml.safe_load(RULES.read_text())["groups"] if g["name"] == "antmedia-ghost")
     ghost = next(r for r in group["rules"] if r.get("alert") == "AntMediaGhostStream")
     assert "for" not in ghost and "interval" not in group
     for rule in group["rules"]:
-        assert "time()" not in rule["expr"] and "timestamp(" not in rule["expr"], rule.get("record", rule.get("alert"))
-    detection = next(r for r in group["rules"] if r.get("record") == "stream:antmedia_ghost:heartbeat_age_seconds")
-    assert "antmedia_stale_threshold_seconds" in detection["expr"]
+        name = rule.get("record", rule.get("alert"))
+        # No clock but Prometheus's own scrape times: neither AMS's Date nor the evaluation time.
+        assert "antmedia_server_time_seconds" not in rule["expr"] and "time()" not in rule["expr"], name
+        # No duration edited in: no range selector, no offset (the threshold is the exporter's).
+        assert not re.search(r"\[\s*\d+[smh]", rule["expr"]) and " offset " not in rule["expr"], name
+    detection = next(r for r in group["rules"] if r.get("record") == "stream:antmedia_ghost:last_update_timestamp_seconds")
+    assert "antmedia_stale_threshold_seconds" in detection["expr"] and 'type="liveStream"' in detection["expr"]
+    assert ghost["annotations"]["heartbeat_timestamp"] == '{{ printf "%.3f" $value }}'
 
 
 def test_storm_alert_goes_out_no_later_than_the_ghost_alerts_it_inhibits():
@@ -144,25 +149,23 @@ def test_storm_alert_goes_out_no_later_than_the_ghost_alerts_it_inhibits():
 
 
 def storm_case(name: str, ghosts: int, publishers: int, fires: bool) -> dict:
-    """A promtool test group with many ghosts (last heartbeat at 0 s) among fresh publishers."""
+    """A promtool test group with many ghosts (heartbeat frozen from 0 s) among publishers whose heartbeat advances."""
     base = 'job="antmedia",instance="127.0.0.1:15080",ams="main",app="WebRTCAppEE"'
     series = [{"series": 'up{job="antmedia",instance="127.0.0.1:15080"}', "values": "1+0x6"},
               {"series": f"antmedia_up{{{base}}}", "values": "1+0x6"},
-              {"series": f"antmedia_server_time_seconds{{{base}}}", "values": "0+10x6"},
-              {"series": f"antmedia_stale_threshold_seconds{{{base}}}", "values": "15+0x6"}]
+              {"series": f"antmedia_stale_threshold_seconds{{{base}}}", "values": "23.5+0x6"}]
     for i in range(publishers):
         stream = f'{base},stream_id="s{i:04d}"'
         ghost = i < ghosts
         series += [{"series": f"antmedia_broadcast_main_track{{{stream}}}", "values": "0+0x6"},
                    {"series": f"antmedia_broadcast_last_update_timestamp_seconds{{{stream}}}",
-                    "values": "0+0x6" if ghost else "-3+10x6"}]
-        if ghost:
-            series.append({"series": f'antmedia_broadcast_status{{{stream},status="broadcasting"}}',
-                           "values": "1+0x6"})
+                    "values": "5+0x6" if ghost else "-3+10x6"},
+                   {"series": f'antmedia_broadcast_status{{{stream},status="broadcasting",type="liveStream"}}',
+                    "values": "1+0x6"}]
     expected = [{"exp_labels": {"ams": "main", "app": "WebRTCAppEE", "severity": "critical"},
                  "exp_annotations": storm_annotations(ghosts)}] if fires else []
     return {"name": name, "interval": "10s", "input_series": series,
-            "alert_rule_test": [{"eval_time": "20s", "alertname": "AntMediaGhostStorm", "exp_alerts": expected}]}
+            "alert_rule_test": [{"eval_time": "30s", "alertname": "AntMediaGhostStorm", "exp_alerts": expected}]}
 
 
 def storm_annotations(count: int) -> dict:
@@ -187,19 +190,33 @@ MUTATIONS = {
     "main tracks are flagged": (
         "(antmedia_broadcast_main_track == 0)", "(antmedia_broadcast_main_track >= 0)",
         "does not fire when a main track is stale"),
-    "staleness is judged on Prometheus's clock": (
-        "                  antmedia_server_time_seconds\n",
-        "                  timestamp(antmedia_server_time_seconds)\n",
-        "does not fire when AMS's clock is 7 minutes behind Prometheus"),
+    "staleness is judged against the evaluation clock": (
+        "          stream:antmedia_broadcast_last_update_scrape_timestamp_seconds:current\n          - on",
+        "          (time() + 0 * stream:antmedia_broadcast_last_update_scrape_timestamp_seconds:current)\n          - on",
+        "does not fire when the exporter misses six scrapes of a healthy stream"),
+    "staleness is judged as an age against AMS's clock": (
+        "          or on (ams, app, stream_id)\n          stream:antmedia_broadcast_last_update_scrape_timestamp_seconds:current",
+        "          or on (ams, app, stream_id)\n          stream:antmedia_broadcast_last_update_timestamp_seconds:current",
+        "AMS's clock is 7 minutes behind Prometheus"),
     "a room member is reported twice": (
         "            unless on (ams, app, stream_id) (antmedia_room_member == 1)\n", "",
         "once, with its room"),
     "samples of an app that could not be collected still count": (
-        "                and on (job, instance, ams, app) (antmedia_up == 1)\n", "",
+        "            and on (job, instance, ams, app) (antmedia_up == 1)\n", "",
         "does not fire when the exporter cannot collect the AMS app"),
     "the threshold is ignored": (
         "max by (ams, app) (antmedia_stale_threshold_seconds)", "0 * max by (ams, app) (antmedia_stale_threshold_seconds)",
         "does not fire when a stream is only briefly late"),
+    "pulled sources are flagged": (
+        '{type="liveStream", status=~', "{status=~", "does not fire when a pulled source"),
+    "a heartbeat that advances is not noticed": (
+        "== on (ams, app, stream_id)\n                  stream:antmedia_broadcast_last_update_timestamp_seconds:previous",
+        "== on (ams, app, stream_id)\n                  stream:antmedia_broadcast_last_update_timestamp_seconds:current",
+        "participants of 2.8.2 and 3.x are healthy"),
+    "the newer of two exporters' heartbeats does not win": (
+        "          max by (ams, app, stream_id) (\n              antmedia_broadcast_last_update_timestamp_seconds",
+        "          min by (ams, app, stream_id) (\n              antmedia_broadcast_last_update_timestamp_seconds",
+        "two exporters scrape the same AMS"),
 }
 
 
@@ -241,7 +258,7 @@ def test_ghost_alert_reaches_the_remediator_and_the_humans():
 
 
 def test_ghost_alert_without_room_reaches_the_remediator_and_the_humans():
-    labels = {**GHOST_LABELS, "ams": "main", "app": "WebRTCAppEE", "stream_id": "cam1"}
+    labels = {**GHOST_LABELS, "ams": "main", "app": "WebRTCAppEE", "stream_id": "rtmp1"}
     assert routes_of(labels) == ["antmedia-remediator", "sre"]
 
 
