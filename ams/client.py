@@ -18,7 +18,7 @@ import httpx
 import jwt
 
 from ams.server import AmsServer
-from ams.errors import AmsAuthError, AmsError, AmsMalformedError, AmsUnavailableError
+from ams.errors import AmsAuthError, AmsError, AmsIncompleteError, AmsMalformedError, AmsUnavailableError
 from ams.model import (
     AmsVersion,
     AppSnapshot,
@@ -40,7 +40,7 @@ from ams.model import (
 )
 
 __all__ = [
-    "AmsAuthError", "AmsClient", "AmsError", "AmsMalformedError", "AmsUnavailableError",
+    "AmsAuthError", "AmsClient", "AmsError", "AmsIncompleteError", "AmsMalformedError", "AmsUnavailableError",
     "AmsVersion", "AppSnapshot", "Broadcast", "Fetched", "Result",
 ]
 
@@ -50,6 +50,11 @@ VERSION_TTL_SECONDS = 300.0  # re-detect now and then: servers get upgraded in p
 PLAN_BATCH_PAGES = 64  # pages planned per concurrent batch from /count (then re-planned)
 MAX_SUBTRACK_PAGES = 400  # bounds a server that ignores the offset
 MAX_NODE_PAGES = 40  # 10,000 nodes at 250 a page: far beyond any cluster
+# A list this many records (or this share of /count) shorter than /count said is incomplete, once a second
+# /count confirms it. Below it: records that left during the scrape, and MapDB's key-ordered pages, which
+# skip one record at a page boundary when an earlier one is deleted mid-scrape.
+SHORT_LIST_SLACK = 3
+SHORT_LIST_FRACTION = 0.02
 _JSON_HEADERS = {"Content-Type": "application/json"}  # AMS write endpoints @Consumes(application/json)
 
 
@@ -304,8 +309,9 @@ class AmsClient:
 
         def fetch(offset: int, size: int) -> _Page:
             """One list page, parsed into records in the thread that fetched it."""
-            data, reply = self._get_json(f"{base}/list/{offset}/{size}", app, "broadcast list", deadline,
-                                         decode=decode_broadcast_list)
+            path = f"{base}/list/{offset}/{size}"
+            data, reply = self._get_json(path, app, "broadcast list", deadline, decode=decode_broadcast_list)
+            _require_list(path, reply, data)
             items, rejected = parse_broadcast_page(data)
             return _Page(items, len(data) if data else 0, rejected, reply.server_time, _first(data))
 
@@ -318,8 +324,27 @@ class AmsClient:
         for page in pages:  # records shifting between pages repeat: keep each one's first copy
             for b in page.items:
                 unique.setdefault(b.stream_id, b)
+        self._check_complete(app, len(unique) + sum(p.rejected for p in pages), total, deadline)
         times = [p.server_time for p in pages if p.server_time is not None]
         return tuple(unique.values()), (min(times) if times else None), sum(p.rejected for p in pages)
+
+    def _check_complete(self, app: str, seen: int, total, deadline: float | None) -> None:
+        """Raise AmsIncompleteError when the list came back markedly shorter than /count, twice.
+
+        v3.x MongoStore answers a failed list query with an empty page (HTTP 200, []), so a page that
+        failed mid-list looks like the end of the list; only /count tells. A second /count, after the
+        list, takes out records deleted while the pages were read.
+        """
+        expected = total.result() if hasattr(total, "result") else total
+        if expected is None or not _short(seen, expected):
+            return
+        try:
+            recount = self.count(app, deadline)
+        except AmsError as exc:
+            raise AmsIncompleteError(f"list of {app}: {seen} records, /count said {expected}; "
+                                     f"/count again failed: {exc}") from None
+        if _short(seen, recount):
+            raise AmsIncompleteError(f"list of {app}: {seen} records, /count says {recount}")
 
     def _count_hint(self, app: str, deadline: float | None) -> int | None:
         """Total from /count to plan concurrent pages; None when it cannot be had (paging still works)."""
@@ -367,8 +392,10 @@ class AmsClient:
 
         def fetch(offset: int, size: int) -> _Page:
             """One conference-room page."""
-            data, reply = self._get_json(f"{base}/conference-rooms/list/{offset}/{size}", app,
-                                         "conference room list", deadline, allow_404=not version.known)
+            path = f"{base}/conference-rooms/list/{offset}/{size}"
+            data, reply = self._get_json(path, app, "conference room list", deadline, allow_404=not version.known)
+            if reply.status_code != 404:
+                _require_list(path, reply, data)
             items = parse_conference_room_page(data)
             return _Page(items, len(data) if isinstance(data, list) else 0, 0, reply.server_time, _first(data))
 
@@ -439,6 +466,8 @@ class AmsClient:
         for _ in range(MAX_SUBTRACK_PAGES):
             data, reply = self._get_json(f"{path}/{offset}/{size}", app, "subtracks", allow_404=True,
                                          decode=decode_broadcast_list)
+            if reply.status_code != 404:
+                _require_list(f"{path}/{offset}/{size}", reply, data)
             items, _ = parse_broadcast_page(data) if reply.status_code != 404 else ([], 0)
             ids.update(b.stream_id for b in items if b.joined_room)
             length = len(data) if isinstance(data, list) else 0
@@ -495,6 +524,20 @@ class AmsClient:
         if not isinstance(data, dict) or parse_broadcast(data) is None:
             raise AmsMalformedError("broadcast: cannot PUT back a malformed record")
         return self._write("PUT", path, app, body={**data, "status": "finished"})
+
+
+def _require_list(path: str, reply: _Reply, data) -> None:
+    """A list endpoint answers a JSON array, [] when empty; no body (HTTP 204) or null is a failed query."""
+    if data is None:
+        # v2.8.x MongoStore returns null when the query throws, and Jersey sends null as 204
+        # (MongoStore.getBroadcastList L414-418, getConferenceRoomList L331-359 @ams-v2.8.2)
+        raise AmsIncompleteError(f"GET {path}: HTTP {reply.status_code} with no list (AMS's database query failed)")
+
+
+def _short(seen: int, expected: int) -> bool:
+    """Markedly fewer records than expected (or none of a non-empty list)."""
+    missing = expected - seen
+    return missing > max(SHORT_LIST_SLACK, expected * SHORT_LIST_FRACTION) or (seen == 0 and expected > 0)
 
 
 def _first(data) -> str | None:

@@ -25,3 +25,10 @@ class AmsUnavailableError(AmsError):
     """AMS could not be reached in time: transport error, timeout or 5xx; retrying can help."""
 
     reason = "unavailable"
+
+
+class AmsIncompleteError(AmsUnavailableError):
+    """AMS answered a list, but not all of it: HTTP 204 (v2.8.x MongoDB returns null when its query throws)
+    or markedly fewer records than /count said. A failed collection, never a smaller world; retrying can help."""
+
+    reason = "incomplete"

@@ -80,8 +80,9 @@ class AmsVersion:
 
     @property
     def writes_ingest_counters(self) -> bool:
-        """The open-source server writes receivedBytes and bitrate (not v2.8.x: there only Enterprise code may)."""
-        return not self.known or self.at_least(2, 9)
+        """The server writes receivedBytes and bitrate with every stats update from 2.13 (before, only
+        Enterprise code may, and a zero means never written)."""
+        return not self.known or self.at_least(2, 13)
 
     @property
     def partial_put_safe(self) -> bool:

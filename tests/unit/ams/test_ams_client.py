@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from ams.client import AmsAuthError, AmsError, AmsMalformedError, AmsUnavailableError
+from ams.client import AmsAuthError, AmsError, AmsIncompleteError, AmsMalformedError, AmsUnavailableError
 from fakeams import FIXTURES, FakeAms, fixture, make_records
 
 APP = "WebRTCAppEE"
@@ -122,11 +122,17 @@ def test_server_ignoring_the_offset_is_malformed(connect):
         connect(fake).snapshot(APP)
 
 
+def test_an_empty_list_is_an_empty_app(connect):
+    assert connect(FakeAms()).snapshot(APP).broadcasts == ()
+
+
 @pytest.mark.parametrize("body", [b"", b"null"])
-def test_empty_or_null_list_is_an_empty_app(connect, body):
+def test_no_list_or_null_is_a_failed_collection_not_an_empty_app(connect, body):
     fake = FakeAms()
     fake.fail(r"/list/", httpx.Response(204 if not body else 200, content=body))
-    assert connect(fake).snapshot(APP).broadcasts == ()
+    with pytest.raises(AmsIncompleteError) as caught:
+        connect(fake).snapshot(APP)
+    assert caught.value.reason == "incomplete" and isinstance(caught.value, AmsUnavailableError)
 
 
 @pytest.mark.parametrize(
