@@ -5,9 +5,9 @@ PY := $(VENV)/bin/python
 # PROMETHEUS_BIN / ALERTMANAGER_BIN in the environment point the tests and the
 # demo at other binaries; otherwise they are found on PATH.
 
-.PHONY: test demo bench venv system-deps apt-python-venv clean
+.PHONY: test demo bench venv system-deps deploy-deps apt-python-venv clean
 
-test: venv system-deps
+test: venv system-deps deploy-deps
 	$(PY) -m pytest
 
 demo: venv system-deps
@@ -48,6 +48,22 @@ system-deps:
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	  else \
 	    echo "missing Debian packages:$$missing (apt-get install$$missing, or set PROMETHEUS_BIN/ALERTMANAGER_BIN)" >&2; exit 1; \
+	  fi; \
+	fi
+
+# What tests/deploy runs for real: podman with runc (the image), mmdebstrap (its stand-in
+# base, from Debian packages: no container registry is reachable), systemd-analyze (the units).
+deploy-deps:
+	@missing=""; \
+	for pair in podman:podman runc:runc mmdebstrap:mmdebstrap systemd-analyze:systemd; do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  else \
+	    echo "missing Debian packages:$$missing (apt-get install$$missing)" >&2; exit 1; \
 	  fi; \
 	fi
 
