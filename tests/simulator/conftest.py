@@ -43,3 +43,9 @@ def client():
 def version(request) -> str:
     """Both reference versions."""
     return request.param
+
+
+@pytest.fixture(params=["mapdb", "mongodb"])
+def store(request) -> str:
+    """Both AMS data stores."""
+    return request.param
