@@ -134,8 +134,10 @@ def test_ghost_detection_judges_on_prometheus_scrape_times_only_and_hard_codes_n
         name = rule.get("record", rule.get("alert"))
         # No clock but Prometheus's own scrape times: neither AMS's Date nor the evaluation time.
         assert "antmedia_server_time_seconds" not in rule["expr"] and "time()" not in rule["expr"], name
-        # No duration edited in: no range selector, no offset (the threshold is the exporter's).
-        assert not re.search(r"\[\s*\d+[smh]", rule["expr"]) and " offset " not in rule["expr"], name
+        # No duration edited in (the threshold is the exporter's): no offset, and a range only where
+        # last_over_time bridges a scrape gap without judging time.
+        bridged = re.sub(r"last_over_time\([^\[\]]+\[1m\]\)", "", rule["expr"])
+        assert not re.search(r"\[\s*\d+[smh]", bridged) and " offset " not in rule["expr"], name
     detection = next(r for r in group["rules"] if r.get("record") == "stream:antmedia_ghost:last_update_timestamp_seconds")
     assert "antmedia_stale_threshold_seconds" in detection["expr"] and 'type="liveStream"' in detection["expr"]
     assert ghost["annotations"]["heartbeat_timestamp"] == '{{ printf "%.3f" $value }}'
@@ -210,8 +212,8 @@ MUTATIONS = {
     "pulled sources are flagged": (
         '{type="liveStream", status=~', "{status=~", "does not fire when a pulled source"),
     "a heartbeat that advances is not noticed": (
-        "== on (ams, app, stream_id)\n                  stream:antmedia_broadcast_last_update_timestamp_seconds:previous",
-        "== on (ams, app, stream_id)\n                  stream:antmedia_broadcast_last_update_timestamp_seconds:current",
+        "last_over_time(stream:antmedia_broadcast_last_update_timestamp_seconds:previous[1m])",
+        "stream:antmedia_broadcast_last_update_timestamp_seconds:current",
         "participants of 2.8.2 and 3.x are healthy"),
     "the newer of two exporters' heartbeats does not win": (
         "          max by (ams, app, stream_id) (\n              antmedia_broadcast_last_update_timestamp_seconds",
