@@ -5,7 +5,6 @@ from __future__ import annotations
 import filecmp
 import json
 import re
-from pathlib import Path
 
 import helm_python as helm
 import kubernetes_validate
