@@ -97,7 +97,7 @@ def test_promtool_unit_tests_pass(test_file: Path):
 def test_every_test_case_is_named_after_what_it_shows():
     alert_names = "|".join(rule["alert"] for rule in alerts())
     for group in promtool_groups():
-        assert re.match(rf"({alert_names}) (fires|does not fire) when |Dashboard records ", group["name"]), group["name"]
+        assert re.match(rf"({alert_names}) (fires|fires on|does not fire) when |Dashboard records ", group["name"]), group["name"]
 
 
 def test_every_alert_has_named_fires_and_does_not_fire_cases():
