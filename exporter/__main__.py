@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(config: Config, host: str, port: int) -> int:
     """Serve until SIGTERM or SIGINT."""
-    collector = AmsCollector(config.ams)
+    collector = AmsCollector(config.ams, detail=config.exporter.detail_metrics)
     try:
         server = create_server(create_app(collector), host=host, port=port, threads=SERVER_THREADS, ident=PROG)
     except OSError as exc:

@@ -16,10 +16,11 @@ from prometheus_client.metrics_core import Metric
 
 from ams.client import AmsClient
 from ams.errors import AmsError, AmsUnavailableError
-from ams.ghost import claims_live, find_ghosts, heartbeat_period, is_main_track, stale_threshold
+from ams.ghost import claims_live, find_ghosts, ghost_candidates, heartbeat_period, is_main_track, stale_threshold
 from ams.model import AppSnapshot, Broadcast
 from ams.server import AmsServer
 from exporter.exposition import RowFamily, escape
+from exporter.heartbeats import HeartbeatWatch
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Outcome:
     snapshot: AppSnapshot | None
     error: AmsError | None
     duration: float
+    ghosts: int = 0  # candidates whose heartbeat stood still beyond the threshold across our scrapes
 
 
 class AmsCollector:
@@ -81,9 +83,10 @@ class AmsCollector:
     """
 
     def __init__(self, servers: Sequence[AmsServer], clients: dict[str, AmsClient] | None = None,
-                 timer=time.monotonic, detail: bool = False):
+                 timer=time.monotonic, detail: bool = False, clock=time.monotonic):
         self.servers = tuple(servers)
         self.detail = detail
+        self._heartbeats = HeartbeatWatch(clock)  # clock: how long a heartbeat stood still, ours only
         self._timer = timer  # durations only; injectable for a reproducible golden file
         self.clients = clients if clients is not None else {s.name: AmsClient(s) for s in self.servers}
         tasks = sum(len(s.apps) for s in self.servers)
@@ -135,12 +138,22 @@ class AmsCollector:
         started = self._timer()
         try:
             snapshot, error = self.clients[server.name].snapshot(app, deadline), None
+            ghosts = self._count_ghosts(server, snapshot)
         except AmsError as exc:
             snapshot, error = None, exc
         except Exception as exc:  # noqa: BLE001 - a bug must cost one app's data, not the scrape
             log.exception("ams=%s app=%s: unexpected error while collecting", server.name, app)
             snapshot, error = None, AmsError(f"unexpected {type(exc).__name__}")
+        else:
+            return Outcome(server, app, snapshot, None, self._timer() - started, ghosts)
         return Outcome(server, app, snapshot, error, self._timer() - started)
+
+    def _count_ghosts(self, server: AmsServer, snapshot: AppSnapshot) -> int:
+        """Ghosts by the shared predicate, stale on this exporter's own monotonic clock (never AMS's)."""
+        candidates = ghost_candidates(snapshot)
+        still = self._heartbeats.unchanged_seconds(server.name, snapshot.app, candidates)
+        threshold = stale_threshold(server, snapshot.version)
+        return len(find_ghosts(snapshot, lambda b: still.get(b.stream_id, 0.0) > threshold))
 
     def _record(self, outcome: Outcome) -> None:
         """Count the error and log once per failure streak (and once on recovery)."""
@@ -228,11 +241,13 @@ def _heartbeat_families(collected: list[Outcome]) -> Iterator[Metric]:
                      "Heartbeat (updateTime) period in force: config override or the version's default.",
                      lambda o: heartbeat_period(o.server, o.snapshot.version))
     yield _app_gauge(collected, "antmedia_stale_threshold_seconds",
-                     "stale_heartbeats x heartbeat period: heartbeat age beyond which a live claim is a ghost.",
+                     "Seconds a heartbeat must stand still before a live claim is a ghost: stale_heartbeats x "
+                     "period + reconnect_grace_seconds + AMS's write delay and read cache.",
                      lambda o: stale_threshold(o.server, o.snapshot.version))
     yield _app_gauge(collected, "antmedia_ghost_streams",
-                     "Broadcasts that are ghosts by the shared predicate at this scrape.",
-                     lambda o: len(find_ghosts(o.snapshot, stale_threshold(o.server, o.snapshot.version))))
+                     "Pushed publishers that are ghosts by the shared predicate, their heartbeat still for longer "
+                     "than the threshold across this exporter's scrapes.",
+                     lambda o: o.ghosts)
 
 
 def _server_info(collected: list[Outcome]) -> Metric:
