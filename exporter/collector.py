@@ -24,7 +24,7 @@ from exporter.heartbeats import HeartbeatWatch
 
 log = logging.getLogger(__name__)
 
-REASONS = ("unavailable", "auth", "malformed", "error")
+REASONS = ("unavailable", "incomplete", "auth", "malformed", "error")
 APP_LABELS = ("ams", "app")
 STREAM_LABELS = ("ams", "app", "stream_id")
 GRACE_SECONDS = 0.25  # on top of timeout_seconds: answer /metrics even if an app thread is stuck
@@ -213,7 +213,7 @@ def _durations(outcomes: list[Outcome]) -> Metric:
 
 def _error_family(errors: dict[tuple[str, str, str], int]) -> Metric:
     """antmedia_scrape_errors_total{ams,app,reason}."""
-    family = RowFamily("antmedia_scrape_errors", "Failed collections by reason (unavailable, auth, malformed, error).",
+    family = RowFamily("antmedia_scrape_errors", "Failed collections by reason (unavailable, incomplete, auth, malformed, error).",
                        (*APP_LABELS, "reason"), typ="counter")
     for key, value in sorted(errors.items()):
         family.add(key, value)

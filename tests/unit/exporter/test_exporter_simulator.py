@@ -156,3 +156,13 @@ def test_latency_beyond_the_timeout_is_bounded(world):
     registry = scrape(sim, timeout_seconds=0.6, max_concurrency=1)
     assert time.monotonic() - started < 0.6 + 1.0
     assert sample(registry, "antmedia_up") == 0
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_database_error_on_a_list_page_is_a_failed_collection_not_a_smaller_world(version):
+    with simulator.Simulator(ams_version=version, heartbeat_seconds=1.0, store="mongodb") as sim:
+        sim.populate(APP, live=600, rooms=10)
+        sim.faults.inject("db_error", r"/broadcasts/list/250/", count=1)
+        registry = scrape(sim)
+    assert sample(registry, "antmedia_up") == 0
+    assert sample(registry, "antmedia_scrape_errors_total", reason="incomplete") == 1
