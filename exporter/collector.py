@@ -17,7 +17,7 @@ from prometheus_client.metrics_core import Metric
 from ams.client import AmsClient
 from ams.errors import AmsError, AmsUnavailableError
 from ams.ghost import claims_live, find_ghosts, ghost_candidates, heartbeat_period, is_main_track, stale_threshold
-from ams.model import AppSnapshot, Broadcast
+from ams.model import AppSnapshot, ClusterNode, Broadcast
 from ams.server import AmsServer
 from exporter.exposition import RowFamily, escape
 from exporter.heartbeats import HeartbeatWatch
@@ -74,6 +74,15 @@ class Outcome:
     ghosts: int = 0  # candidates whose heartbeat stood still beyond the threshold across our scrapes
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterOutcome:
+    """One AMS's node registry for one scrape: nodes (None: standalone), or the error that prevented it."""
+
+    server: AmsServer
+    nodes: tuple[ClusterNode, ...] | None
+    error: AmsError | None
+
+
 class AmsCollector:
     """Collects every configured AMS app on each scrape (register in a private CollectorRegistry).
 
@@ -109,19 +118,23 @@ class AmsCollector:
     def collect_servers(self, servers: Sequence[AmsServer]) -> Iterator[Metric]:
         """The families for some of the configured servers (the /probe view uses one)."""
         with _GC_PAUSE:
-            outcomes = self.gather(servers)
+            started = time.monotonic()
+            registries = {self._pool.submit(self._collect_cluster, s, started + s.timeout_seconds): s
+                          for s in servers if s.server_jwt_secret}
+            outcomes = self.gather(servers, started)
             errors = self._error_counts(servers)
-            yield from build_families(outcomes, errors, self.detail)
+            clusters = self._clusters(registries)
+            yield from build_families(outcomes, errors, self.detail, clusters)
 
-    def gather(self, servers: Sequence[AmsServer]) -> list[Outcome]:
+    def gather(self, servers: Sequence[AmsServer], started: float | None = None) -> list[Outcome]:
         """Snapshot every app of `servers` in parallel; never waits beyond the longest timeout."""
-        started = time.monotonic()
+        started = time.monotonic() if started is None else started
         jobs = {
             self._pool.submit(self._collect_app, s, app, started + s.timeout_seconds): (s, app)
             for s in servers for app in s.apps
         }
         budget = max((s.timeout_seconds for s in servers), default=0) + GRACE_SECONDS
-        done, _ = wait(jobs, timeout=budget)
+        done, _ = wait(jobs, timeout=max(0.0, started + budget - time.monotonic()))
         outcomes = []
         for future, (server, app) in jobs.items():
             if future in done:
@@ -147,6 +160,27 @@ class AmsCollector:
         else:
             return Outcome(server, app, snapshot, None, self._timer() - started, ghosts)
         return Outcome(server, app, snapshot, error, self._timer() - started)
+
+    def _collect_cluster(self, server: AmsServer, deadline: float) -> ClusterOutcome:
+        """The AMS's node registry (only with a server secret); a failure is reported, never raised."""
+        try:
+            return ClusterOutcome(server, self.clients[server.name].cluster_nodes(deadline), None)
+        except AmsError as exc:
+            return ClusterOutcome(server, None, exc)
+        except Exception as exc:  # noqa: BLE001 - a bug must cost the registry, not the scrape
+            log.exception("ams=%s: unexpected error while reading the node registry", server.name)
+            return ClusterOutcome(server, None, AmsError(f"unexpected {type(exc).__name__}"))
+
+    def _clusters(self, registries: dict) -> list[ClusterOutcome]:
+        """The registry jobs' outcomes; one not finished in time is unavailable."""
+        outcomes = []
+        for future, server in registries.items():
+            try:
+                outcomes.append(future.result(timeout=max(0.0, GRACE_SECONDS)))
+            except Exception:  # noqa: BLE001 - a late or failed job is reported as such
+                late = AmsUnavailableError(f"no answer within {server.timeout_seconds:g}s")
+                outcomes.append(ClusterOutcome(server, None, late))
+        return outcomes
 
     def _count_ghosts(self, server: AmsServer, snapshot: AppSnapshot) -> int:
         """Ghosts by the shared predicate, stale on this exporter's own monotonic clock (never AMS's)."""
@@ -180,14 +214,33 @@ class AmsCollector:
 
 
 def build_families(outcomes: list[Outcome], errors: dict[tuple[str, str, str], int],
-                   detail: bool = False) -> Iterator[Metric]:
+                   detail: bool = False, clusters: Sequence[ClusterOutcome] = ()) -> Iterator[Metric]:
     """All metric families for one scrape, built lazily so one family is in memory at a time."""
     yield _up(outcomes)
     yield _durations(outcomes)
     yield _error_family(errors)
+    yield from _cluster_families(clusters)
     collected = [o for o in outcomes if o.snapshot is not None]
     yield from _app_families(collected)
     yield from _stream_families([_listed(o) for o in collected], detail)
+
+
+def _cluster_families(clusters: Sequence[ClusterOutcome]) -> Iterator[Metric]:
+    """The node registry of every AMS with a server secret: readable, and AMS's verdict on each node.
+
+    antmedia_cluster_node_up{ams="main",node="10.0.0.2"} 0.0
+    """
+    registry = RowFamily("antmedia_cluster_registry_up", "1 when AMS's node registry was read (a standalone "
+                         "server has none and counts as read); 0 when it could not be.", ("ams",))
+    nodes = RowFamily("antmedia_cluster_node_up", "AMS's own verdict on each cluster node: 1 alive, 0 dead "
+                      "(no registry heartbeat for 4 periods, 2 on 2.8.x). node is the address streams name "
+                      "as their originAdress.", ("ams", "node"))
+    for c in clusters:
+        registry.add((escape(c.server.name),), 0.0 if c.error is not None else 1.0)
+        for node in c.nodes or ():
+            nodes.add((escape(c.server.name), escape(node.ip)), 0.0 if node.dead else 1.0)
+    yield registry
+    yield nodes
 
 
 def _app_key(outcome: Outcome) -> tuple[str, str]:
@@ -228,6 +281,7 @@ def _app_families(collected: list[Outcome]) -> Iterator[Metric]:
                      lambda o: o.snapshot.server_time)
     yield from _heartbeat_families(collected)
     yield _broadcast_counts(collected)
+    yield _app_viewers(collected)
     yield _app_gauge(collected, "antmedia_rooms", "Rooms (main tracks and conference rooms) known to AMS.",
                      lambda o: len(o.snapshot.rooms))
     yield _app_gauge(collected, "antmedia_malformed_records",
@@ -280,6 +334,17 @@ def _broadcast_counts(collected: list[Outcome]) -> Metric:
             counts.setdefault((status, "liveStream"), 0)
         for (status, kind), value in sorted(counts.items()):
             family.add((*_app_key(o), status, kind), value)
+    return family
+
+
+def _app_viewers(collected: list[Outcome]) -> Metric:
+    """antmedia_viewers{ams,app,protocol}: viewers of every broadcast of the app, each protocol always present."""
+    family = RowFamily("antmedia_viewers", "Viewers of all the app's broadcasts by protocol (hlsViewerCount, "
+                       "dashViewerCount, webRTCViewerCount, rtmpViewerCount).", (*APP_LABELS, "protocol"))
+    for o in collected:
+        for protocol, count_of in VIEWER_PROTOCOLS:
+            total = sum(count for b in o.snapshot.broadcasts if (count := count_of(b)) is not None and count > 0)
+            family.add((*_app_key(o), protocol), total)
     return family
 
 
@@ -357,11 +422,16 @@ def _stream_families(listed: list[Listed], detail: bool) -> Iterator[Metric]:
 
 
 def _status(listed: list[Listed]) -> Metric:
-    """antmedia_broadcast_status{ams,app,stream_id,status,type} 1: type tells pushed streams from pulled sources."""
+    """antmedia_broadcast_status{ams,app,stream_id,status,type,node} 1.
+
+    type tells pushed streams from pulled sources; node is the origin (originAdress), which rules
+    join with antmedia_cluster_node_up.
+    """
     return RowFamily("antmedia_broadcast_status", "1 for the broadcast's current status (as AMS reports it); "
-                     "type is the broadcast's type (only liveStream publishers can be ghosts).",
-                     (*STREAM_LABELS, "status", "type"),
-                     rows=[((*labels, escape(b.status), escape(b.type)), 1.0)
+                     "type is the broadcast's type (only liveStream publishers can be ghosts); node its "
+                     "origin node (originAdress).",
+                     (*STREAM_LABELS, "status", "type", "node"),
+                     rows=[((*labels, escape(b.status), escape(b.type), escape(b.origin)), 1.0)
                            for app in listed for b, labels in zip(app.streams, app.labels)])
 
 

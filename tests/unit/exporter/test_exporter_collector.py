@@ -121,9 +121,9 @@ def test_all_records_are_counted_but_only_live_members_and_rooms_are_listed_with
     assert value(registry, "antmedia_broadcasts", status="finished", type="VoD", **labels) == 1
     assert value(registry, "antmedia_broadcasts", status="terminated_unexpectedly", type="liveStream", **labels) == 0
     assert value(registry, "antmedia_broadcast_status", stream_id="g7hGhost0001", status="broadcasting",
-                 type="liveStream", **labels) == 1
+                 type="liveStream", node="10.0.1.23", **labels) == 1
     assert value(registry, "antmedia_broadcast_status", stream_id="ipCamera01", status="preparing", type="ipCamera",
-                 **labels) == 1
+                 node="10.0.1.23", **labels) == 1
     for listed_never in ("oldMeeting01", "scheduled01", "vod-upload-7"):
         assert value(registry, "antmedia_broadcast_main_track", stream_id=listed_never, **labels) is None
 
@@ -141,7 +141,8 @@ def test_per_stream_values_come_from_their_fields(detailed):
                  publish_type="WebRTC", **main) == 1
     nxt = {"ams": "next", "app": APP, "stream_id": "g7hGhost0001"}
     assert value(registry, "antmedia_broadcast_received_bytes_total", **nxt) == 98765432
-    assert value(registry, "antmedia_broadcast_status", status="terminated_unexpectedly", type="liveStream", **nxt) == 1
+    assert value(registry, "antmedia_broadcast_status", status="terminated_unexpectedly", type="liveStream",
+                 node="10.0.2.7", **nxt) == 1
 
 
 def test_room_membership_from_every_room_model(scenario):

@@ -170,7 +170,7 @@ def expected_stream_samples(streams, rooms, zero_absent: bool, detail: bool) -> 
         out.add((name, tuple(sorted(labels.items())), float(value)))
 
     for b in streams:
-        add("antmedia_broadcast_status", b, 1, status=b.status, type=b.type)
+        add("antmedia_broadcast_status", b, 1, status=b.status, type=b.type, node=b.origin)
         add("antmedia_broadcast_main_track", b, 1 if is_main_track(b, rooms) else 0)
         if b.update_time_ms > 0:
             add("antmedia_broadcast_last_update_timestamp_seconds", b, b.update_time_ms / 1000)

@@ -91,8 +91,9 @@ def test_a_stuck_pulled_source_is_never_counted_as_a_ghost(world):
     finally:
         collector.close()
     assert sample(registry, "antmedia_ghost_streams") == 1  # bob only
-    assert sample(registry, "antmedia_broadcast_status", stream_id="cam1",
-                  status=sim.broadcast(APP, "cam1")["status"], type="ipCamera") == 1
+    record = sim.broadcast(APP, "cam1")
+    assert sample(registry, "antmedia_broadcast_status", stream_id="cam1", status=record["status"],
+                  type="ipCamera", node=record["originAdress"]) == 1
 
 
 @pytest.mark.parametrize("world", [{"version": v} for v in VERSIONS], indirect=True, ids=VERSIONS)
@@ -166,3 +167,41 @@ def test_a_database_error_on_a_list_page_is_a_failed_collection_not_a_smaller_wo
         registry = scrape(sim)
     assert sample(registry, "antmedia_up") == 0
     assert sample(registry, "antmedia_scrape_errors_total", reason="incomplete") == 1
+
+
+SERVER_SECRET = "a-simulated-ams-server-secret-32-bytes"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_cluster_nodes_carry_amss_own_verdict_and_streams_name_their_origin(version):
+    clock = simulator.ManualClock()
+    with simulator.Simulator(ams_version=version, heartbeat_seconds=1.0, nodes=3, clock=clock,
+                             server_jwt_secret=SERVER_SECRET) as sim:
+        sim.create_room(APP, "room1")
+        assert sim.join(APP, "room1", "alice", node="10.0.0.2")
+        sim.kill_node("10.0.0.2")
+        clock.advance(25.0)
+        registry = scrape(sim, server_jwt_secret=SERVER_SECRET)
+    node = lambda address: registry.get_sample_value("antmedia_cluster_node_up", {"ams": "main", "node": address})
+    assert registry.get_sample_value("antmedia_cluster_registry_up", {"ams": "main"}) == 1
+    assert (node("10.0.0.1"), node("10.0.0.2"), node("10.0.0.3")) == (1, 0, 1)
+    status = sim.broadcast(APP, "alice")["status"]
+    assert sample(registry, "antmedia_broadcast_status", stream_id="alice", status=status, type="liveStream",
+                  node="10.0.0.2") == 1
+
+
+def test_a_standalone_server_has_a_readable_registry_and_no_nodes():
+    with simulator.Simulator(ams_version="3.0.0", heartbeat_seconds=1.0, server_jwt_secret=SERVER_SECRET) as sim:
+        registry = scrape(sim, server_jwt_secret=SERVER_SECRET)
+        without_secret = scrape(sim)
+    assert registry.get_sample_value("antmedia_cluster_registry_up", {"ams": "main"}) == 1
+    assert not [s for f in registry.collect() if f.name == "antmedia_cluster_node_up" for s in f.samples]
+    assert without_secret.get_sample_value("antmedia_cluster_registry_up", {"ams": "main"}) is None
+
+
+def test_a_refused_registry_is_reported_and_costs_nothing_else():
+    with simulator.Simulator(ams_version="3.0.0", heartbeat_seconds=1.0, nodes=2,
+                             server_jwt_secret=SERVER_SECRET) as sim:
+        registry = scrape(sim, server_jwt_secret="not-the-server-secret-of-this-cluster")
+    assert registry.get_sample_value("antmedia_cluster_registry_up", {"ams": "main"}) == 0
+    assert sample(registry, "antmedia_up") == 1
