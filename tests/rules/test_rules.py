@@ -309,9 +309,9 @@ def firing(labels: dict[str, str]) -> dict:
             "endsAt": (now + timedelta(minutes=5)).isoformat()}
 
 
-def ghost(app: str, stream_id: str) -> dict[str, str]:
+def ghost(app: str, stream_id: str, **labels: str) -> dict[str, str]:
     """Labels of a ghost alert on AMS main."""
-    return {**GHOST_LABELS, "ams": "main", "app": app, "stream_id": stream_id, "room": "room1"}
+    return {**GHOST_LABELS, "ams": "main", "app": app, "stream_id": stream_id, "room": "room1", **labels}
 
 
 def test_api_down_and_ghost_storm_inhibit_ghost_remediation_of_their_app_only(tmp_path: Path):
@@ -327,18 +327,22 @@ def test_api_down_and_ghost_storm_inhibit_ghost_remediation_of_their_app_only(tm
             # As Prometheus sends them: the storm and API alerts of an evaluation come first.
             posted = [firing({"alertname": "AntMediaApiDown", "severity": "critical", "ams": "main", "app": "DownApp"}),
                       firing({"alertname": "AntMediaGhostStorm", "severity": "critical", "ams": "main", "app": "StormApp"}),
-                      firing(ghost("DownApp", "alice")), firing(ghost("StormApp", "bob")), firing(ghost("LiveApp", "carol"))]
+                      firing(ghost("DownApp", "alice")), firing(ghost("StormApp", "bob", node="10.0.0.1", origin="alive")),
+                      firing(ghost("LiveApp", "carol")),
+                      firing(ghost("StormApp", "dora", node="10.0.0.2", origin="dead"))]
             assert httpx.post(f"{url}/api/v2/alerts", json=posted, timeout=5).status_code == 200
-            wait_for(lambda: sink.notifications, 10, "no webhook notification reached the remediator", interval=0.05)
+            wait_for(lambda: len(sink.notifications) >= 2, 10, "the remediator did not get both live ghosts",
+                     interval=0.05)
             time.sleep(0.5)  # the other ghost groups flush at the same time: give them a chance to show up
-            states = {a["labels"]["app"]: a["status"] for a in httpx.get(
+            states = {a["labels"]["stream_id"]: a["status"] for a in httpx.get(
                 f"{url}/api/v2/alerts", params={"filter": 'alertname="AntMediaGhostStream"'}, timeout=5).json()}
         finally:
             alertmanager.stop()
         notifications = sink.notifications
-    delivered = [a["labels"]["stream_id"] for n in notifications for a in n.payload["alerts"]]
-    assert delivered == ["carol"]
+    delivered = sorted(a["labels"]["stream_id"] for n in notifications for a in n.payload["alerts"])
+    # The storm holds bob (a live node) but not dora, whose node AMS reports dead.
+    assert delivered == ["carol", "dora"]
     assert notifications[0].headers["Authorization"] == "Bearer s3cret"
-    assert states["LiveApp"]["state"] == "active"
-    for app in ("DownApp", "StormApp"):
-        assert states[app]["state"] == "suppressed" and states[app]["inhibitedBy"], states[app]
+    assert states["carol"]["state"] == "active" and states["dora"]["state"] == "active"
+    for stream in ("alice", "bob"):
+        assert states[stream]["state"] == "suppressed" and states[stream]["inhibitedBy"], states[stream]
