@@ -11,7 +11,7 @@ from typing import Callable, Mapping
 from remediator.alerts import Alert, Notification
 from remediator.audit import AuditLog
 from service.config import RemediatorConfig
-from remediator.guards import EvictionCaps, FlaggedStreams, HandledAlerts, denied_by
+from remediator.guards import DeadNodeCaps, EvictionCaps, FlaggedStreams, HandledAlerts, denied_by
 from remediator.metrics import RemediatorMetrics
 from remediator.outcomes import Decided, Outcome
 from remediator.revalidation import Revalidator, Target
@@ -21,7 +21,8 @@ __all__ = ["Outcome", "Remediator", "Decided", "REMEDIATION"]
 
 log = logging.getLogger("remediator")
 REMEDIATION = "delete_stream"
-GHOST_ALERT = "AntMediaGhostStream"  # the only alert whose evidence (heartbeat_timestamp) this acts on
+GHOST_ALERT = "AntMediaGhostStream"
+DEAD_ORIGIN = "dead"  # the rule's origin label for a ghost whose origin node AMS reports dead  # the only alert whose evidence (heartbeat_timestamp) this acts on
 # AMS stream ids and app names; anything else (a URL, a path) is refused before any request.
 _NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.\-]{1,200}$")
 
@@ -45,6 +46,7 @@ class Remediator:
         self.alertmanager = alertmanager
         self.clock = clock
         self.caps = EvictionCaps(config.caps)
+        self.dead_node_caps = DeadNodeCaps(config.dead_node)
         self.flagged = FlaggedStreams(config.blast_radius)
         self.handled = HandledAlerts(config.dedup_max_entries)
         self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="remediate")
@@ -67,7 +69,11 @@ class Remediator:
         """Count a firing remediation alert towards its app's blast radius."""
         if alert.firing and _label(alert, "remediation") == REMEDIATION and _label(alert, "alertname") == GHOST_ALERT:
             ams, app, stream = (_label(alert, k) for k in ("ams", "app", "stream_id"))
-            if ams in self.revalidators and _NAME.match(app) and _NAME.match(stream):
+            revalidator = self.revalidators.get(ams)
+            # A dead node's participants are judged apart (confirmed on AMS, own budget) where AMS's
+            # node registry can be read; elsewhere origin is only a label and counts like any ghost.
+            apart = _label(alert, "origin") == DEAD_ORIGIN and revalidator is not None and revalidator.reads_nodes
+            if revalidator is not None and _NAME.match(app) and _NAME.match(stream) and not apart:
                 self.flagged.flag((ams, app), stream, now)
 
     def decide(self, alert: Alert, down: set[str] | None = None) -> Outcome:
@@ -153,8 +159,25 @@ class Remediator:
                 self.handled.settle(key, "not_found")
             raise
         outcome.room = target.room or outcome.room
-        self._guard(target, outcome, revalidator, calls)
-        self._evict(alert, target, outcome, key, revalidator, calls)
+        dead_node = self._on_dead_node(alert, target, revalidator, calls)
+        self._guard(target, outcome, revalidator, calls, dead_node)
+        self._evict(alert, target, outcome, key, revalidator, calls, dead_node)
+
+    def _on_dead_node(self, alert: Alert, target: Target, revalidator: Revalidator, calls) -> bool:
+        """True when the alert says origin=dead and AMS's node registry, read now, agrees.
+
+        The node is the record's own originAdress from the fresh read, never the alert's label.
+        Without a server secret the ghost takes the guards of live nodes; a node AMS reads alive
+        (again), or does not list, stops the eviction: it was not counted towards the blast radius.
+        """
+        if _label(alert, "origin") != DEAD_ORIGIN or not revalidator.reads_nodes:
+            return False
+        dead = revalidator.node_dead(target.origin, calls)
+        if dead is None:
+            raise Decided("skipped", "node_unknown", f"AMS lists no node {target.origin or '(none)'}")
+        if not dead:
+            raise Decided("skipped", "node_alive", f"AMS reads origin node {target.origin} alive")
+        return True
 
     def _check_alertmanager(self, alert: Alert) -> None:
         """Skip what an operator silenced (or an inhibition hides) since the notification left."""
@@ -167,13 +190,13 @@ class Remediator:
         if verdict is not None:
             raise Decided("skipped", verdict)
 
-    def _guard(self, target: Target, outcome: Outcome, revalidator: Revalidator, calls) -> None:
-        """Room lists on the room AMS reports, then the blast radius; caps come last."""
+    def _guard(self, target: Target, outcome: Outcome, revalidator: Revalidator, calls, dead_node: bool) -> None:
+        """Room lists on the room AMS reports, then the blast radius (live nodes only); caps come last."""
         refused = denied_by(self.config.allow, self.config.deny, outcome.app, target.rooms, outcome.stream_id)
         if refused:
             raise Decided("skipped", "denied", refused)
         blast = self.config.blast_radius
-        if not blast.enabled:
+        if not blast.enabled or dead_node:
             return
         flagged = self.flagged.count((outcome.ams, outcome.app), self.clock())
         if flagged < blast.min_count:
@@ -183,22 +206,24 @@ class Remediator:
             raise Decided("skipped", "blast_radius", f"{flagged} of {live} live streams flagged")
 
     def _evict(self, alert: Alert, target: Target, outcome: Outcome, key: tuple,
-               revalidator: Revalidator, calls) -> None:
-        """Reserve a cap slot, then evict or only say so in dry-run."""
+               revalidator: Revalidator, calls, dead_node: bool) -> None:
+        """Reserve a slot (the dead-node budget, or the caps), then evict or only say so in dry-run."""
         app_key, now = (outcome.ams, outcome.app), self.clock()
-        full = self.caps.reserve(app_key, now)
+        caps = self.dead_node_caps if dead_node else self.caps
+        full = caps.reserve((outcome.ams,) if dead_node else app_key, now)
         if full:
             raise Decided("skipped", "rate_limited", full)
+        reason = "dead_node" if dead_node else "ok"
         if self.config.dry_run:
             self.handled.settle(key, "dry_run")
-            raise Decided("dry_run", "ok", target.plan(self.config.non_zombi_action))
+            raise Decided("dry_run", reason, target.plan(self.config.non_zombi_action))
         try:
             # Checked again just before writing: a long notification must stop as soon as the file appears.
             if self._kill_switch_on():
                 raise Decided("skipped", "kill_switch", self.config.kill_switch_file or "")
             revalidator.evict(target, self.config.non_zombi_action, calls)
         except Decided as decision:
-            self.caps.release(app_key, now)
+            caps.release((outcome.ams,) if dead_node else app_key, now)
             if decision.reason == "not_found":
                 self.handled.settle(key, "not_found")
             raise
@@ -206,7 +231,7 @@ class Remediator:
         done = self.clock()
         self.metrics.eviction_latency.observe(max(0.0, done - alert.starts_at.timestamp()))
         self.metrics.last_eviction.labels(ams=outcome.ams, app=outcome.app).set(done)
-        raise Decided("evicted", "ok", target.plan(self.config.non_zombi_action))
+        raise Decided("evicted", reason, target.plan(self.config.non_zombi_action))
 
     def _record(self, outcome: Outcome) -> None:
         """Decision counter and audit line."""

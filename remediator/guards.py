@@ -6,9 +6,9 @@ from collections import OrderedDict, deque
 from contextlib import contextmanager
 from typing import Hashable, Iterator
 
-from service.config import BlastRadius, Caps, Filters
+from service.config import BlastRadius, Caps, DeadNodeBudget, Filters
 
-__all__ = ["denied_by", "EvictionCaps", "FlaggedStreams", "HandledAlerts"]
+__all__ = ["denied_by", "DeadNodeCaps", "EvictionCaps", "FlaggedStreams", "HandledAlerts"]
 
 
 def denied_by(allow: Filters, deny: Filters, app: str, rooms: tuple[str, ...] | None, stream: str) -> str | None:
@@ -40,6 +40,31 @@ class _Window:
         while self.times and self.times[0] <= now - self.seconds:
             self.times.popleft()
         return len(self.times)
+
+
+class DeadNodeCaps:
+    """The dead-node budget: evictions per AMS and sliding window, apart from the caps of live nodes."""
+
+    def __init__(self, budget: DeadNodeBudget) -> None:
+        self.budget = budget
+        self._lock = threading.Lock()
+        self._per_ams: dict[Hashable, _Window] = {}
+
+    def reserve(self, ams_key: Hashable, now: float) -> str | None:
+        """Take one slot, or say that the budget is spent."""
+        with self._lock:
+            window = self._per_ams.setdefault(ams_key, _Window(self.budget.window_seconds))
+            if window.count(now) >= self.budget.max_evictions:
+                return "dead_node.max_evictions"
+            window.times.append(now)
+            return None
+
+    def release(self, ams_key: Hashable, now: float) -> None:
+        """Give back a slot taken for an eviction that did not happen."""
+        with self._lock:
+            window = self._per_ams.get(ams_key)
+            if window is not None and now in window.times:
+                window.times.remove(now)
 
 
 class EvictionCaps:

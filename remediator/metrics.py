@@ -10,8 +10,8 @@ __all__ = ["RemediatorMetrics", "DECISIONS", "AMS_ACTIONS", "AMS_RESULTS", "WEBH
 # (outcome, reason) pairs a configured (ams, app) can produce; created at start so that
 # increase() sees the first event.
 DECISIONS = (
-    ("evicted", "ok"),
-    ("dry_run", "ok"),
+    ("evicted", "ok"), ("evicted", "dead_node"),
+    ("dry_run", "ok"), ("dry_run", "dead_node"), ("skipped", "node_alive"), ("skipped", "node_unknown"),
     ("skipped", "not_ghost"), ("skipped", "main_track"), ("skipped", "not_pushed"), ("skipped", "denied"),
     ("skipped", "silenced"), ("skipped", "inhibited"), ("skipped", "not_active"),
     ("skipped", "rate_limited"), ("skipped", "blast_radius"), ("skipped", "duplicate"),

@@ -110,6 +110,7 @@ class Target:
     conference_rooms: bool
     reason: str
     evidence_ms: int
+    origin: str = ""  # originAdress of the fresh read: the node that ingested the stream
     finished: bool = False  # AMS already reads it finished: a finishing PUT would change nothing
 
     def plan(self, non_zombi_action: str) -> str:
@@ -160,7 +161,21 @@ class Revalidator:
         rooms = tuple(check.rooms)
         return Target(app=app, stream_id=stream, room=rooms[0] if rooms else None, rooms=rooms,
                       zombi=b.zombi, conference_rooms=version.has_conference_rooms,
-                      reason=verdict.reason, evidence_ms=b.update_time_ms, finished=b.status == "finished")
+                      reason=verdict.reason, evidence_ms=b.update_time_ms, origin=b.origin,
+                      finished=b.status == "finished")
+
+    @property
+    def reads_nodes(self) -> bool:
+        """True when AMS's node registry can be read (a server secret is configured)."""
+        return bool(self.server.server_jwt_secret)
+
+    def node_dead(self, origin: str, calls: Calls) -> bool | None:
+        """AMS's verdict, read now, on the node named origin; None when AMS keeps no registry or lacks it."""
+        if not self.reads_nodes or not origin:
+            return None
+        nodes = calls.run("get", "cluster nodes", self.client.cluster_nodes)
+        node = next((n for n in nodes or () if n.ip == origin), None)
+        return None if node is None else node.dead
 
     def live_count(self, app: str, calls: Calls, ttl: float) -> int:
         """Publishers that claim to be live, cached for ttl seconds (one list pass per app)."""

@@ -72,6 +72,16 @@ class BlastRadius(_Record):
     enabled: bool = True
 
 
+class DeadNodeBudget(_Record):
+    """Evictions of ghosts whose origin node AMS confirms dead, per AMS and sliding window, apart from caps.
+
+    Large enough for one node's worth of participants; the blast radius does not apply to them.
+    """
+
+    window_seconds: Positive = 600.0
+    max_evictions: PositiveInt = 1000
+
+
 class RemediatorConfig(_Record):
     """Everything the remediator reads from its section (token: read from a file or the environment)."""
 
@@ -90,6 +100,7 @@ class RemediatorConfig(_Record):
     deny: Filters = Filters()
     caps: Caps = Caps()
     blast_radius: BlastRadius = BlastRadius()
+    dead_node: DeadNodeBudget = DeadNodeBudget()
     dedup_max_entries: PositiveInt = 10000
     concurrency: PositiveInt = 4
     # SIGTERM: in-flight notifications get this long to finish their AMS calls, then are abandoned.

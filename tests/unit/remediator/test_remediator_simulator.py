@@ -16,6 +16,7 @@ from remediator_support import alert as payload_alert
 from simulator import ManualClock, Simulator
 
 VERSIONS = ("2.8.2", "3.0.0")
+SERVER_SECRET = "the-ams-server-secret-of-32-bytes!!"
 GRACE = 2.0  # the simulated webRTCClientStartTimeoutMs, and the config's reconnect_grace_seconds
 THRESHOLD = 3 * 1.0 + GRACE + 0.5 + 3.0  # stale_heartbeats x period + grace + AMS's write delay and read cache
 
@@ -36,15 +37,17 @@ class World:
     """A started simulator with one room, a ghost, a healthy participant and a remediator app."""
 
     def __init__(self, version: str, offset: float = 0.0, timeout: float = 2.0, jwt_secret: str | None = None,
-                 sim: dict | None = None, **config) -> None:
+                 sim: dict | None = None, server_secret: str | None = None, **config) -> None:
         self.clock = ManualClock(start=time.time(), offset_seconds=offset)
         self.sim = Simulator(ams_version=version, heartbeat_seconds=1.0, clock=self.clock, jwt_secret=jwt_secret,
-                             reconnect_grace_seconds=GRACE, **(sim or {})).start()
+                             reconnect_grace_seconds=GRACE, server_jwt_secret=SERVER_SECRET,
+                             **(sim or {})).start()
         self.sim.create_room(APP, "room1")
         assert self.sim.join(APP, "room1", "ghost1") and self.sim.join(APP, "room1", "alive1")
         self.transport = RecordingTransport()
         server = AmsServer(name="main", url=self.sim.url, apps=(APP,), heartbeat_seconds=1.0,
-                           stale_heartbeats=3, reconnect_grace_seconds=GRACE, timeout_seconds=timeout)
+                           stale_heartbeats=3, reconnect_grace_seconds=GRACE, timeout_seconds=timeout,
+                           server_jwt_secret=server_secret)
         self.audit = io.StringIO()
         self.deps = build_deps(Settings(ams=(server,), remediator=remediator_config(**config)),
                                ams_transport=self.transport, audit=AuditLog(self.audit))
@@ -351,3 +354,78 @@ def test_a_stop_that_finds_a_publisher_aborts_the_eviction_before_room_and_recor
     assert (record is not None and "alive1" in w.sim.room_members(APP, "room1")) or w.sim.reconnect(APP, "alive1")
     assert sample(w.deps, "antmedia_remediator_decisions_total", ams="main", app=APP,
                   outcome="failed", reason="alive_on_stop") == 1
+
+
+# ---------------------------------------------------------------- a dead node's participants
+
+def _dead_node_world(world, version: str, participants: int = 6, **config):
+    """3 nodes; node 10.0.0.2 carried `participants` in room1 and died long enough ago for AMS to say so."""
+    w = world(version, sim={"nodes": 3}, server_secret=SERVER_SECRET,
+              blast_radius={"enabled": True, "max_share": 0.25, "min_count": 3}, **config)
+    doomed = [f"n2p{i}" for i in range(participants)]
+    for stream in doomed:
+        assert w.sim.join(APP, "room1", stream, node="10.0.0.2")
+    w.sim.kill_node("10.0.0.2")
+    w.clock.advance(max(THRESHOLD, 25.0) + 2.0)  # dead after 4 x 5 s on 3.x (2 x 5 s on 2.8.x)
+    return w, doomed
+
+
+def _dead_alert(w, stream):
+    return w.alert(stream, node="10.0.0.2", origin="dead")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_dead_nodes_participants_are_evicted_past_the_blast_radius_once_ams_confirms_the_death(world, version):
+    w, doomed = _dead_node_world(world, version)
+    response = post(w.client, notification(*[_dead_alert(w, s) for s in doomed]))
+    assert {(o["decision"], o["reason"]) for o in response.get_json()["outcomes"]} == {("evicted", "dead_node")}
+    assert not set(doomed) & set(w.sim.room_members(APP, "room1"))
+    assert {write.stream_id for write in w.sim.writes} == set(doomed)
+    assert sample(w.deps, "antmedia_remediator_decisions_total", ams="main", app=APP,
+                  outcome="evicted", reason="dead_node") == len(doomed)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_same_ghosts_without_the_dead_node_verdict_stay_held_by_the_blast_radius(world, version):
+    w, doomed = _dead_node_world(world, version)
+    response = post(w.client, notification(*[w.alert(s) for s in doomed]))
+    assert {o["reason"] for o in response.get_json()["outcomes"]} == {"blast_radius"} and w.writes() == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_node_that_came_back_stops_the_eviction_of_its_ghosts(world, version):
+    w, doomed = _dead_node_world(world, version)
+    w.sim.revive_node("10.0.0.2")
+    w.clock.advance(1.0)
+    alerts = [_dead_alert(w, s) for s in doomed]
+    response = post(w.client, notification(*alerts))
+    assert {o["reason"] for o in response.get_json()["outcomes"]} <= {"node_alive", "not_found", "not_ghost"}
+    assert w.writes() == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_an_alert_that_calls_a_live_nodes_ghost_dead_is_not_believed(world, version):
+    w = world(version, sim={"nodes": 3}, server_secret=SERVER_SECRET)
+    assert w.sim.join(APP, "room1", "n1ghost", node="10.0.0.1")
+    assert w.sim.drop(APP, "n1ghost")
+    w.clock.advance(THRESHOLD + 2.0)
+    response = post(w.client, notification(w.alert("n1ghost", node="10.0.0.2", origin="dead")))
+    assert _outcome(response) == ("skipped", "node_alive") and w.writes() == []
+
+
+def test_the_dead_node_budget_bounds_evictions_per_ams(world):
+    w, doomed = _dead_node_world(world, "3.0.0", dead_node={"max_evictions": 2, "window_seconds": 600})
+    response = post(w.client, notification(*[_dead_alert(w, s) for s in doomed]))
+    reasons = sorted(o["reason"] for o in response.get_json()["outcomes"])
+    assert reasons == ["dead_node"] * 2 + ["rate_limited"] * (len(doomed) - 2)
+
+
+def test_without_a_server_secret_origin_dead_is_only_a_label(world):
+    w = world("3.0.0", sim={"nodes": 3}, blast_radius={"enabled": True, "max_share": 0.25, "min_count": 3})
+    doomed = [f"n2p{i}" for i in range(6)]
+    for stream in doomed:
+        assert w.sim.join(APP, "room1", stream, node="10.0.0.2")
+    w.sim.kill_node("10.0.0.2")
+    w.clock.advance(30.0)
+    response = post(w.client, notification(*[_dead_alert(w, s) for s in doomed]))
+    assert {o["reason"] for o in response.get_json()["outcomes"]} == {"blast_radius"} and w.writes() == []
