@@ -1,21 +1,24 @@
-"""antmedia-exporter: flags -> config -> collector -> WSGI server."""
+"""antmedia-exporter: flags -> config -> collector -> HTTP(S) server."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-
-from waitress.server import create_server
+import threading
 
 from exporter.collector import AmsCollector
 from exporter.web import create_app
 from service.cli import EXIT_FAILURE, EXIT_OK, configure_logging, load, make_parser, on_stop_signals
 from service.config import DEFAULT_LISTEN_ADDRESS, Config
+from service.web import Server, serve_until
+from service.webconfig import WebConfig
 
 log = logging.getLogger("exporter")
 PROG = "antmedia-exporter"
 SERVER_THREADS = 4  # a few concurrent scrapes (/metrics and /probe from HA Prometheus pairs)
+MAX_BODY_BYTES = 65536  # no endpoint takes a body; anything larger is refused before it is read
+EXEMPT = ("/-/healthy", "/-/ready")  # orchestrator probes need no credentials; they reveal nothing
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,39 +34,41 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load(PROG, args, own=("ams",), listen=lambda config: config.exporter.listen_address)
     if isinstance(loaded, int):
         return loaded
-    config, (host, port) = loaded
+    config, (host, port), web = loaded
     if args.config_check:
         apps = sum(len(s.apps) for s in config.ams)
-        print(f"{args.config_file}: OK ({len(config.ams)} AMS, {apps} apps)")
+        print(f"{args.config_file}: OK ({len(config.ams)} AMS, {apps} apps); serving {web.summary}")
         return EXIT_OK
-    configure_logging(args.log_level or config.exporter.log_level)
-    return serve(config, host, port)
+    configure_logging(args.log_level or config.exporter.log_level, args.log_format)
+    return serve(config, host, port, web)
 
 
-def serve(config: Config, host: str, port: int) -> int:
-    """Serve until SIGTERM or SIGINT."""
+def serve(config: Config, host: str, port: int, web: WebConfig | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; /-/ready turns 503 as soon as one arrives."""
     collector = AmsCollector(config.ams, detail=config.exporter.detail_metrics)
+    stop = threading.Event()
     try:
-        server = create_server(create_app(collector), host=host, port=port, threads=SERVER_THREADS, ident=PROG)
+        server = Server(create_app(collector, ready=lambda: not stop.is_set()), host, port,
+                        config.exporter.limits,
+                        web, threads=SERVER_THREADS, ident=PROG, exempt=EXEMPT, max_body_bytes=MAX_BODY_BYTES)
     except OSError as exc:
         print(f"{PROG}: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         collector.close()
         return EXIT_FAILURE
-    on_stop_signals(_leave_serve_loop)
-    log.info("listening on %s:%s for %d AMS", server.effective_host, server.effective_port, len(config.ams))
+
+    def on_signal(signum: int) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    on_stop_signals(on_signal)
+    log.info("listening on %s:%s (%s) for %d AMS", server.host, server.port, (web or WebConfig()).summary,
+             len(config.ams))
     try:
-        server.run()  # returns after SystemExit, having stopped its workers
+        serve_until(server, stop)
     finally:
-        server.close()
         collector.close()
     log.info("stopped")
     return EXIT_OK
-
-
-def _leave_serve_loop(signum: int) -> None:
-    """Stop serving: waitress's loop ends on SystemExit."""
-    log.info("signal %d: stopping", signum)
-    raise SystemExit(EXIT_OK)
 
 
 if __name__ == "__main__":

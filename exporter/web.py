@@ -1,4 +1,4 @@
-"""WSGI app of the exporter: /metrics, /probe?target=NAME, landing page /, /-/healthy."""
+"""WSGI app of the exporter: /metrics, /probe?target=NAME, landing page /, /-/healthy, /-/ready."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import parse_qs
 
+from prometheus_client import CollectorRegistry
+
 from exporter.collector import AmsCollector, select_servers
 from exporter.exposition import CONTENT_TYPE, render
+from service.build import register_process_metrics
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +20,21 @@ Wsgi = Callable[[dict, Callable], Iterable[bytes]]
 GZIP_LEVEL = 1  # the exposition is large and repetitive: level 1 gets most of the gain at a fraction of the CPU
 
 
-def create_app(collector: AmsCollector) -> Wsgi:
-    """Build the WSGI callable around a collector."""
+def own_registry() -> CollectorRegistry:
+    """The exporter's own process: antmedia_exporter_build_info, process_*, python_info (on /metrics only)."""
+    registry = CollectorRegistry(auto_describe=False)
+    register_process_metrics(registry, "antmedia_exporter_build_info", "exporter")
+    return registry
+
+
+def create_app(collector: AmsCollector, ready: Callable[[], bool] = lambda: True,
+               registry: CollectorRegistry | None = None) -> Wsgi:
+    """Build the WSGI callable around a collector; ready() answers /-/ready (False while stopping)."""
+    own = own_registry() if registry is None else registry
+
+    def everything() -> Iterator:
+        yield from collector.collect()
+        yield from own.collect()
 
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
         """Route by path; only GET (and HEAD)."""
@@ -26,11 +42,15 @@ def create_app(collector: AmsCollector) -> Wsgi:
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return _text(start_response, "405 Method Not Allowed", "only GET\n")
         if path == "/metrics":
-            return _metrics(environ, start_response, collector.collect)
+            return _metrics(environ, start_response, everything)
         if path == "/probe":
             return _probe(environ, start_response, collector)
         if path == "/-/healthy":
             return _text(start_response, "200 OK", "OK\n")
+        if path == "/-/ready":
+            if ready():
+                return _text(start_response, "200 OK", "OK\n")
+            return _text(start_response, "503 Service Unavailable", "stopping\n")
         if path == "/":
             return _landing(start_response, collector)
         return _text(start_response, "404 Not Found", "not found\n")
@@ -92,7 +112,8 @@ def _landing(start_response: Callable, collector: AmsCollector) -> Iterable[byte
     page = (
         "<!DOCTYPE html><html><head><title>Ant Media Server exporter</title></head><body>"
         "<h1>Ant Media Server exporter</h1>"
-        '<p><a href="/metrics">Metrics</a> (every configured AMS) &middot; <a href="/-/healthy">Health</a></p>'
+        '<p><a href="/metrics">Metrics</a> (every configured AMS) &middot; <a href="/-/healthy">Health</a>'
+        ' &middot; <a href="/-/ready">Readiness</a></p>'
         f"<h2>Probe targets</h2><ul>{items}</ul></body></html>"
     )
     start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])

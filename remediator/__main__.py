@@ -1,11 +1,9 @@
-"""antmedia-remediator: flags -> config -> dependencies -> Flask app served by waitress."""
+"""antmedia-remediator: flags -> config -> dependencies -> Flask app on the shared HTTP(S) server."""
 from __future__ import annotations
 
-import _thread
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 
@@ -13,11 +11,14 @@ from prometheus_client import disable_created_metrics
 
 from service.cli import EXIT_FAILURE, EXIT_OK, configure_logging, load, make_parser, on_stop_signals
 from service.config import DEFAULT_REMEDIATOR_LISTEN_ADDRESS, Config, require_remediator
+from service.web import Server, serve_until
+from service.webconfig import WebConfig
 
 __all__ = ["main", "make_server", "parse_args"]
 
 log = logging.getLogger("remediator")
 PROG = "antmedia-remediator"
+SERVER_THREADS = 8  # notifications from an HA Alertmanager pair, scrapes and probes at once
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,25 +29,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _summary(settings: Config) -> str:
+def _summary(settings: Config, web: WebConfig | None = None) -> str:
     """One line describing what would run."""
     config = require_remediator(settings)
     servers = ", ".join(f"{s.name}({'/'.join(s.apps)})" for s in settings.ams)
     mode = "dry-run" if config.dry_run else "ENFORCING"
-    auth = "no auth (insecure_no_auth)" if config.token is None else "bearer token"
-    return f"{mode}; ams: {servers}; webhook auth: {auth}; alertmanager: {config.alertmanager_url or 'not checked'}"
+    web = web or WebConfig()
+    if config.token is not None:
+        auth = "bearer token"
+    elif web.basic_auth_users:
+        auth = "basic auth (web config)"
+    else:
+        auth = "no auth (insecure_no_auth)"
+    return (f"{mode}; ams: {servers}; webhook auth: {auth}; {web.summary}; "
+            f"alertmanager: {config.alertmanager_url or 'not checked'}")
 
 
-def make_server(settings: Config, host: str, port: int):
-    """A waitress server for the app (not yet serving) and the deps to close afterwards."""
-    import waitress.server
-
+def make_server(settings: Config, host: str, port: int, web: WebConfig | None = None):
+    """The HTTP(S) server for the app (bound, not yet serving) and the deps to close afterwards."""
     from remediator.app import create_app
     from remediator.wiring import build_deps, close_deps
 
+    config = require_remediator(settings)
     deps = build_deps(settings)
+    # The webhook has its own bearer token (Alertmanager sends one kind of credentials); without
+    # one, basic auth from the web config guards it like every other endpoint but the probes.
+    exempt = ("/-/healthy", "/-/ready") + (("/alerts",) if config.token is not None else ())
     try:
-        server = waitress.server.create_server(create_app(deps), host=host, port=port, threads=8, ident=PROG)
+        server = Server(create_app(deps), host, port, config.limits, web, threads=SERVER_THREADS, ident=PROG,
+                        max_body_bytes=config.max_body_bytes, exempt=exempt)
     except OSError:
         close_deps(deps)
         raise
@@ -54,18 +65,16 @@ def make_server(settings: Config, host: str, port: int):
 
 
 class _Shutdown:
-    """First SIGTERM/SIGINT: drain (new notifications get 503), then stop serving within the bound."""
+    """First SIGTERM/SIGINT: drain (new notifications and /-/ready get 503), then stop serving within the bound."""
 
-    def __init__(self, deps, timeout: float) -> None:
-        self.deps, self.timeout = deps, timeout
-        self.drained = False
+    def __init__(self, deps, timeout: float, stop: threading.Event) -> None:
+        self.deps, self.timeout, self.stop = deps, timeout, stop
 
     def on_signal(self, signum: int) -> None:
-        """Runs in the main thread, which is inside waitress's loop."""
-        if self.drained:
-            raise SystemExit(EXIT_OK)  # waitress's loop ends on SystemExit
+        """Runs in the main thread; a second signal stops at once."""
         if self.deps.drain.draining:
-            log.info("signal %d: already stopping", signum)
+            log.info("signal %d: stopping now", signum)
+            self.stop.set()
             return
         log.info("signal %d: taking no more notifications, %gs for those in flight", signum, self.timeout)
         self.deps.drain.start()
@@ -76,8 +85,7 @@ class _Shutdown:
         from remediator.wiring import abandon_in_flight
 
         if self.deps.drain.wait(self.timeout):
-            self.drained = True
-            _thread.interrupt_main(signal.SIGTERM)  # back to on_signal, in the main thread
+            self.stop.set()
             return
         # In-flight AMS calls cannot be interrupted; each alert still undecided gets its audit line instead.
         count = abandon_in_flight(self.deps)
@@ -87,21 +95,21 @@ class _Shutdown:
         os._exit(EXIT_OK)
 
 
-def serve(settings: Config, host: str, port: int) -> int:
+def serve(settings: Config, host: str, port: int, web: WebConfig | None = None) -> int:
     """Serve until SIGTERM or SIGINT, drain, then close clients and the audit log."""
     from remediator.wiring import close_deps
 
     try:
-        server, deps = make_server(settings, host, port)
+        server, deps = make_server(settings, host, port, web)
     except OSError as exc:
         print(f"{PROG}: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    on_stop_signals(_Shutdown(deps, require_remediator(settings).shutdown_timeout_seconds).on_signal)
+    stop = threading.Event()
+    on_stop_signals(_Shutdown(deps, require_remediator(settings).shutdown_timeout_seconds, stop).on_signal)
     try:
-        log.info("listening on %s:%s, %s", server.effective_host, server.effective_port, _summary(settings))
-        server.run()
+        log.info("listening on %s:%s, %s", server.host, server.port, _summary(settings, web))
+        serve_until(server, stop)
     finally:
-        server.close()
         close_deps(deps)
     log.info("stopped")
     return EXIT_OK
@@ -116,12 +124,12 @@ def main(argv: list[str] | None = None) -> int:
                   listen=lambda config: require_remediator(config).listen_address)
     if isinstance(loaded, int):
         return loaded
-    settings, (host, port) = loaded
+    settings, (host, port), web = loaded
     if args.config_check:
-        print(f"config OK: {_summary(settings)}")
+        print(f"config OK: {_summary(settings, web)}")
         return EXIT_OK
-    configure_logging(args.log_level or require_remediator(settings).log_level)
-    return serve(settings, host, port)
+    configure_logging(args.log_level or require_remediator(settings).log_level, args.log_format)
+    return serve(settings, host, port, web)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Flask app: POST /alerts, GET /metrics, GET /-/healthy."""
+"""Flask app: POST /alerts, GET /metrics, GET /-/healthy, GET /-/ready."""
 from __future__ import annotations
 
 import hmac
@@ -151,6 +151,13 @@ def create_app(deps: Deps) -> Flask:
     @app.get("/-/healthy")
     def healthy() -> Response:
         """Liveness."""
+        return Response("OK\n", mimetype="text/plain")
+
+    @app.get("/-/ready")
+    def ready() -> Response:
+        """Readiness: deps exist (token read, AMS clients, audit log open), so notifications can be taken; 503 once draining."""
+        if deps.drain.draining:
+            return Response("stopping\n", status=503, mimetype="text/plain")
         return Response("OK\n", mimetype="text/plain")
 
     return app

@@ -5,6 +5,8 @@ from typing import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from service.build import register_process_metrics
+
 __all__ = ["RemediatorMetrics", "DECISIONS", "AMS_ACTIONS", "AMS_RESULTS", "WEBHOOK_CODES"]
 
 # (outcome, reason) pairs a configured (ams, app) can produce; created at start so that
@@ -65,6 +67,7 @@ class RemediatorMetrics:
         self.last_eviction = Gauge(
             "antmedia_remediator_last_eviction_timestamp_seconds", "Time of the last eviction.",
             ["ams", "app"], registry=reg)
+        register_process_metrics(reg, "antmedia_remediator_build_info", "remediator")
 
     def _preinit(self, apps: list[tuple[str, str]]) -> None:
         """Create every labelled child at zero."""

@@ -16,8 +16,8 @@ from ams.server import AmsServer
 
 __all__ = [
     "AmsServer", "BlastRadius", "Caps", "Config", "ConfigError", "ExporterSettings", "Filters",
-    "RemediatorConfig", "check_url", "load_config", "load_document", "parse_document", "parse_remediator",
-    "read_secret", "require_remediator", "split_listen_address",
+    "RemediatorConfig", "ServerLimits", "check_url", "convert", "load_config", "load_document", "parse_document",
+    "parse_remediator", "read_secret", "require_remediator", "split_listen_address",
 ]
 
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:15080"
@@ -38,12 +38,31 @@ class _Record(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     """Base of every section: immutable, and a key it does not know is an error."""
 
 
+class ServerLimits(_Record):
+    """What one client may hold of the HTTP server (`exporter.limits`, `remediator.limits`)."""
+
+    # Open sockets; past it the least recently active one still waiting for its request (or idle
+    # between requests) is closed, so silent clients cannot lock others out. Each costs a file
+    # descriptor and at most max_header_bytes of memory.
+    max_connections: Annotated[int, msgspec.Meta(ge=8, le=100000)] = 512
+    # From accept (or a kept-alive request's first byte) to a complete request head, TLS handshake
+    # included; and again for the body once a worker reads it. Prometheus and Alertmanager send
+    # a request at once: seconds are for slow links, not for slow clients.
+    request_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    # A kept-alive connection between requests; above the usual 1 m scrape interval, so a scraper
+    # reuses its connection (and TLS session) from one scrape to the next.
+    idle_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 120.0
+    # Request line plus headers (Go's servers allow 1 MiB; Prometheus sends well under 1 KiB).
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1048576)] = 16384
+
+
 class ExporterSettings(_Record):
     """The `exporter:` section."""
 
     listen_address: str = DEFAULT_LISTEN_ADDRESS
     log_level: LogLevel = "info"
     detail_metrics: bool = False
+    limits: ServerLimits = ServerLimits()
 
 
 class Filters(_Record):
@@ -94,6 +113,7 @@ class RemediatorConfig(_Record):
     alertmanager_timeout_seconds: Positive = 2.0
     audit_log: NonEmpty = "-"
     max_body_bytes: PositiveInt = 4 * 1024 * 1024
+    limits: ServerLimits = ServerLimits()
     non_zombi_action: Literal["finish", "delete"] = "finish"
     kill_switch_file: NonEmpty | None = None
     allow: Filters = Filters()
@@ -220,7 +240,7 @@ def parse_document(doc: Any, base_dir: str | os.PathLike | None = None, env: Map
                    read_secrets: Collection[str] = SECTIONS) -> Config:
     """Validate a parsed document; the first error raises ConfigError naming its key path."""
     source = _Source(Path(base_dir or Path.cwd()), os.environ if env is None else env, read_secrets)
-    written = _convert(doc, _Document, "")
+    written = convert(doc, _Document, "")
     servers = tuple(_server(entry, f"ams[{i}]", source) for i, entry in enumerate(written.ams))
     _unique((s.name for s in servers), "ams[{}].name", "duplicate name")
     exporter = written.exporter
@@ -233,7 +253,7 @@ def parse_remediator(section: Any, environ: Mapping[str, str] | None = None,
                      base_dir: str | os.PathLike | None = None) -> RemediatorConfig:
     """Validate a `remediator:` section alone (tests and benchmarks build one without a file)."""
     source = _Source(Path(base_dir or Path.cwd()), os.environ if environ is None else environ, SECTIONS)
-    written = _convert({} if section is None else section, _RemediatorSection, "remediator")
+    written = convert({} if section is None else section, _RemediatorSection, "remediator")
     return _remediator(written, "remediator", source)
 
 
@@ -394,7 +414,7 @@ _FIELD_ERROR = re.compile(r"^Object (contains unknown|missing required) field `(
 _T = TypeVar("_T")
 
 
-def _convert(value: Any, schema: type[_T], prefix: str) -> _T:
+def convert(value: Any, schema: type[_T], prefix: str) -> _T:
     """msgspec.convert, with its error turned into a ConfigError naming the key path."""
     try:
         return msgspec.convert(value, schema)

@@ -27,7 +27,8 @@ def test_version_names_the_command_the_package_version_and_python(prog, main, ca
         main(["--version"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"{prog} 0.") and f"(Python {platform.python_version()})" in out
+    assert out.startswith(f"{prog}, version 0.") and "(revision: " in out
+    assert f"python version: {platform.python_version()}" in out
 
 
 @pytest.mark.parametrize(("prog", "main"), SERVICES)
@@ -66,7 +67,7 @@ def test_exporter_start_does_not_read_the_remediator_secrets(tmp_path, monkeypat
     monkeypatch.delenv("ANTMEDIA_TEST_HOOK", raising=False)
     path = write(tmp_path, AMS + "remediator: {webhook_token_env: ANTMEDIA_TEST_HOOK}\n")
     args = exporter_main.parse_args(["--config.file", path])
-    config, address = load("antmedia-exporter", args, own=("ams",), listen=lambda c: c.exporter.listen_address)
+    config, address, _ = load("antmedia-exporter", args, own=("ams",), listen=lambda c: c.exporter.listen_address)
     assert address == ("0.0.0.0", 15080) and config.remediator.token is None
 
 

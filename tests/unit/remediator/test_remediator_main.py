@@ -38,20 +38,25 @@ def test_bad_listen_address_flag_is_refused(tmp_path, capsys):
     assert main(["--config.file", config, "--web.listen-address", "nowhere", "--config.check"]) == 2
 
 
-def test_waitress_serves_health_metrics_and_the_webhook(tmp_path):
+def test_server_serves_health_readiness_metrics_and_the_webhook(tmp_path):
     config = _config(tmp_path, "  webhook_token_env: HOOK\n  audit_log: audit.jsonl\n")
     settings = load_config(config, env={"HOOK": "tok"})
     server, deps = make_server(settings, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
     try:
-        base = f"http://127.0.0.1:{server.effective_port}"
+        base = f"http://127.0.0.1:{server.port}"
         assert httpx.get(f"{base}/-/healthy", timeout=5).status_code == 200
+        assert httpx.get(f"{base}/-/ready", timeout=5).status_code == 200
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        assert "antmedia_remediator_build_info{" in metrics and "process_cpu_seconds_total" in metrics
         assert "antmedia_remediator_dry_run 1.0" in httpx.get(f"{base}/metrics", timeout=5).text
         assert httpx.post(f"{base}/alerts", json={}, timeout=5).status_code == 401
         answer = httpx.post(f"{base}/alerts", json={"alerts": []}, headers={"Authorization": "Bearer tok"}, timeout=5)
         assert answer.status_code == 200 and answer.json()["outcomes"] == []
+        deps.drain.start()
+        assert httpx.get(f"{base}/-/ready", timeout=5).status_code == 503
     finally:
-        server.close()
+        server.stop()
         thread.join(timeout=5)
         close_deps(deps)
