@@ -127,9 +127,14 @@ class Stack:
         if self.options.simulator.get("jwt_secret"):
             jwt_file = self.workdir / "jwt-secret"
             jwt_file.write_text(self.options.simulator["jwt_secret"] + "\n")
+        ams = dict(self.options.ams)
+        if self.options.simulator.get("server_jwt_secret"):
+            server_file = self.workdir / "server-jwt-secret"
+            server_file.write_text(self.options.simulator["server_jwt_secret"] + "\n")
+            ams.setdefault("server_jwt_secret_file", str(server_file))
         config = service_config(self.sim.url, self.options.apps, self._exporter_timing(), str(token_file),
                                 f"http://{alertmanager_address}", str(self.audit_log),
-                                str(jwt_file) if jwt_file else None, self.options.remediator, self.options.ams)
+                                str(jwt_file) if jwt_file else None, self.options.remediator, ams)
         self.service_config_file = write_yaml(self.workdir / "antmedia.yml", config)
         self.token_file = token_file
 
