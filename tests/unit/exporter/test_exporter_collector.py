@@ -80,9 +80,13 @@ def value(scrape, name, **labels):
     return scrape.get_sample_value(name, labels)
 
 
-def test_registering_does_not_touch_ams(scenario):
-    fakes, _, _ = scenario
+def test_building_the_exporter_touches_no_ams_until_a_scrape(scenario):
+    fakes, collector, _ = scenario
+    client = Client(create_app(collector))
+    assert client.get("/-/healthy").status_code == 200 and client.get("/").status_code == 200
     assert fakes["main"].requests == [] and fakes["next"].requests == []
+    assert client.get("/metrics").status_code == 200
+    assert fakes["main"].requests and fakes["next"].requests
 
 
 def test_one_failing_app_leaves_the_others_reporting(scenario):
