@@ -223,8 +223,11 @@ def test_alertmanager_config_is_the_example_remediation_route(objects):
     assert webhook["sendResolved"] is receiver["webhook_configs"][0]["send_resolved"] is False
     assert webhook["url"] == f"http://{FULLNAME}-remediator.{NAMESPACE}.svc:15081/alerts"
     assert webhook["httpConfig"]["authorization"]["type"] == "Bearer"
-    inhibitions = [([f'{m["name"]}="{m["value"]}"' for m in r["sourceMatch"]],
-                    [f'{m["name"]}="{m["value"]}"' for m in r["targetMatch"]], r["equal"]) for r in spec["inhibitRules"]]
+    def matcher(m: dict) -> str:
+        """The Operator's matcher as Alertmanager's matcher string."""
+        return f'{m["name"]}{m.get("matchType", "=")}"{m["value"]}"'
+    inhibitions = [([matcher(m) for m in r["sourceMatch"]], [matcher(m) for m in r["targetMatch"]], r["equal"])
+                   for r in spec["inhibitRules"]]
     assert inhibitions == [(r["source_matchers"], r["target_matchers"], r["equal"]) for r in example["inhibit_rules"]]
 
 
@@ -239,3 +242,13 @@ def test_network_policies_admit_alertmanager_to_the_remediator_and_prometheus_to
     for spec in (exporter, remediator):
         assert spec["policyTypes"] == ["Ingress"]
         assert all(rule["ports"] == [{"port": "http", "protocol": "TCP"}] for rule in spec["ingress"])
+
+
+def test_runbook_urls_point_where_the_values_say():
+    base = "https://git.example.com/ops/antmedia/RUNBOOK.md"
+    (rule,) = of_kind(render({"prometheusRule": {"runbookBaseURL": base}}), "PrometheusRule")
+    urls = [r["annotations"]["runbook_url"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert urls and all(url.startswith(base + "#antmedia") for url in urls)
+    (default,) = of_kind(render(), "PrometheusRule")
+    assert all(r["annotations"]["runbook_url"].startswith("rules/RUNBOOK.md#")
+               for g in default["spec"]["groups"] for r in g["rules"] if "alert" in r)

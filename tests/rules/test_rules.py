@@ -94,6 +94,47 @@ def test_promtool_unit_tests_pass(test_file: Path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+# What a user of other job names and a runbook elsewhere substitutes (the file's header says so).
+SUBSTITUTIONS = {'job="antmedia"': 'job="monitoring/antmedia-exporter",namespace="monitoring"',
+                 'job="antmedia-remediator"': 'job="ops-remediator"',
+                 "rules/RUNBOOK.md": "https://git.example.com/ops/antmedia/RUNBOOK.md"}
+# The same jobs as the test files spell them in expected labels and descriptions.
+EXPECTED = {"job: antmedia-remediator": "job: ops-remediator", "(job antmedia-remediator)": "(job ops-remediator)",
+            "job: antmedia,": "job: monitoring/antmedia-exporter, namespace: monitoring,",
+            "(job antmedia)": "(job monitoring/antmedia-exporter)"}
+
+
+def substituted(text: str) -> str:
+    """text with every configurable string replaced."""
+    for old, new in SUBSTITUTIONS.items():
+        text = text.replace(old, new)
+    return text
+
+
+def test_every_promtool_case_passes_with_other_job_selectors_and_runbook_base(tmp_path: Path):
+    rules = tmp_path / "rules" / "antmedia.rules.yml"
+    rules.parent.mkdir()
+    rules.write_text(substituted(RULES.read_text()))
+    (tmp_path / "tests" / "rules").mkdir(parents=True)
+    for test_file in TEST_FILES:
+        # Test inputs carry job labels and expected runbook URLs: both follow the substitution.
+        text = substituted(test_file.read_text())
+        for old, new in EXPECTED.items():
+            text = text.replace(old, new)
+        (tmp_path / "tests" / "rules" / test_file.name).write_text(text)
+    cases = sorted(str(p) for p in (tmp_path / "tests" / "rules").glob("*_test.yml"))
+    result = run_tool([find_tool("promtool"), "test", "rules", *cases])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert 'job="antmedia"' not in rules.read_text() and "rules/RUNBOOK.md" not in rules.read_text()
+
+
+def test_jobs_and_urls_appear_only_where_the_header_says():
+    exprs = "\n".join(rule["expr"] for rule in rules())
+    assert set(re.findall(r'job="[^"]*"', exprs)) == {'job="antmedia"', 'job="antmedia-remediator"'}
+    assert not re.search(r"instance=|https?://", exprs)
+    assert all(rule["annotations"]["runbook_url"].startswith("rules/RUNBOOK.md#") for rule in alerts())
+
+
 def test_every_test_case_is_named_after_what_it_shows():
     alert_names = "|".join(rule["alert"] for rule in alerts())
     for group in promtool_groups():
