@@ -83,8 +83,19 @@ class _ReplayReader(StreamReader):
         self.bytes_read = 0
 
 
+class _Request(cheroot_server.HTTPRequest):
+    """A response that says Connection: close closes the connection, and never drains an unread body first."""
+
+    def send_headers(self) -> None:
+        if any(k.lower() == b"connection" and v.lower() == b"close" for k, v in self.outheaders):
+            self.close_connection = True
+        super().send_headers()
+
+
 class _Connection(cheroot_server.HTTPConnection):
     """An HTTP connection whose body reads have a deadline and whose close is counted once."""
+
+    RequestHandlerClass = _Request
 
     deadline: float | None = None  # monotonic; past it, the watchdog shuts the socket down
     closed = False
