@@ -429,3 +429,15 @@ def test_without_a_server_secret_origin_dead_is_only_a_label(world):
     w.clock.advance(30.0)
     response = post(w.client, notification(*[_dead_alert(w, s) for s in doomed]))
     assert {o["reason"] for o in response.get_json()["outcomes"]} == {"blast_radius"} and w.writes() == []
+
+
+@pytest.mark.parametrize("store", ["mapdb", "mongodb"])
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_ghost_is_evicted_and_listed_nowhere_on_either_store(world, version, store):
+    w = world(version, sim={"store": store})
+    w.make_ghost()
+    response = post(w.client, notification(w.alert("ghost1")))
+    assert _outcome(response) == ("evicted", "ok")
+    assert "ghost1" not in w.sim.room_members(APP, "room1") and w.sim.broadcast(APP, "ghost1") is None
+    assert {write.stream_id for write in w.sim.writes} == {"ghost1"}
+    assert w.sim.reconnect(APP, "ghost1")
