@@ -7,18 +7,23 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
+import httpcore
 import httpx
 import jwt
 
 from ams.server import AmsServer
-from ams.errors import AmsAuthError, AmsError, AmsIncompleteError, AmsMalformedError, AmsUnavailableError
+from ams.errors import (
+    AmsAuthError, AmsDeadlineError, AmsError, AmsIncompleteError, AmsLimitError, AmsMalformedError, AmsUnavailableError,
+)
 from ams.model import (
     AmsVersion,
     AppSnapshot,
@@ -26,6 +31,7 @@ from ams.model import (
     ClusterNode,
     Fetched,
     Result,
+    RoomView,
     build_rooms,
     decode_broadcast_list,
     decode_json,
@@ -40,8 +46,9 @@ from ams.model import (
 )
 
 __all__ = [
-    "AmsAuthError", "AmsClient", "AmsError", "AmsIncompleteError", "AmsMalformedError", "AmsUnavailableError",
-    "AmsVersion", "AppSnapshot", "Broadcast", "Fetched", "Result",
+    "AmsAuthError", "AmsClient", "AmsDeadlineError", "AmsError", "AmsIncompleteError", "AmsLimitError",
+    "AmsMalformedError", "AmsUnavailableError", "AmsVersion", "AppSnapshot", "Broadcast", "Fetched", "Result",
+    "deadline_scope",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,6 +62,13 @@ MAX_NODE_PAGES = 40  # 10,000 nodes at 250 a page: far beyond any cluster
 # skip one record at a page boundary when an earlier one is deleted mid-scrape.
 SHORT_LIST_SLACK = 3
 SHORT_LIST_FRACTION = 0.02
+# Records a list may run past /count (streams created while it is read) before it is cut off as
+# endless: a tenth of the count, and at least one page.
+LIST_MARGIN_FRACTION = 0.1
+# The caller's overall time budget (monotonic), for every AMS request made in this context.
+_BUDGET: ContextVar[float | None] = ContextVar("ams_budget", default=None)
+# The deadline of the request in progress in this thread, read by the socket layer.
+_REQUEST_DEADLINE: ContextVar[float | None] = ContextVar("ams_request_deadline", default=None)
 _JSON_HEADERS = {"Content-Type": "application/json"}  # AMS write endpoints @Consumes(application/json)
 
 
@@ -76,6 +90,80 @@ class _Page:
     rejected: int
     server_time: float | None
     first: str | None  # repr of the first raw entry: equal on consecutive pages means the offset is ignored
+
+
+@contextmanager
+def deadline_scope(deadline: float | None) -> Iterator[None]:
+    """Every AMS request made inside (in this thread) ends by this monotonic deadline, at the latest."""
+    outer = _BUDGET.get()
+    token = _BUDGET.set(deadline if outer is None or (deadline is not None and deadline < outer) else outer)
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def _cut(timeout: float | None, error: type[Exception]) -> float | None:
+    """A socket operation's timeout, cut to what is left of the request's total deadline."""
+    deadline = _REQUEST_DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the request's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every read and write ends by the request's deadline: a server that drips one
+    byte at a time, in the headers or the body, cannot hold a request past it."""
+
+    def __init__(self, stream: httpcore.NetworkStream):
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _cut(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _cut(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname: str | None = None, timeout: float | None = None):
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                      _cut(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's socket backend, with _DeadlineStream sockets."""
+
+    def __init__(self):
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        return _DeadlineStream(self._backend.connect_tcp(host, port, _cut(timeout, httpcore.ConnectTimeout),
+                                                         local_address, socket_options))
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        return _DeadlineStream(self._backend.connect_unix_socket(path, _cut(timeout, httpcore.ConnectTimeout),
+                                                                 socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _deadline_transport(verify, limits: httpx.Limits) -> httpx.HTTPTransport:
+    """httpx's transport on _DeadlineBackend: per-read timeouts alone let a drip hold a request for hours."""
+    transport = httpx.HTTPTransport(verify=verify, limits=limits)
+    pool = transport._pool  # noqa: SLF001 - httpx builds the pool without a way to pass a network backend
+    if not hasattr(pool, "_network_backend"):
+        raise RuntimeError("httpcore changed: cannot install the AMS request deadline")
+    pool._network_backend = _DeadlineBackend()  # noqa: SLF001
+    return transport
 
 
 def seg(value: str) -> str:
@@ -164,15 +252,16 @@ class AmsClient:
         self._versions_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(server.max_concurrency, thread_name_prefix=f"ams-{server.name}")
         verify = False if server.tls_insecure_skip_verify else (server.ca_file or True)
+        limits = httpx.Limits(max_connections=server.max_concurrency + 4,
+                              max_keepalive_connections=server.max_concurrency + 4)
         self._http = httpx.Client(
             base_url=server.url,
-            transport=transport,
+            transport=transport if transport is not None else _deadline_transport(verify, limits),
             verify=verify,
             timeout=server.timeout_seconds,
             follow_redirects=False,
             headers={"Accept": "application/json", "User-Agent": "antmedia-exporter"},
-            limits=httpx.Limits(max_connections=server.max_concurrency + 4,
-                                max_keepalive_connections=server.max_concurrency + 4),
+            limits=limits,
         )
 
     def close(self) -> None:
@@ -203,7 +292,7 @@ class AmsClient:
         return self._check(method, path, reply, allow_404)
 
     def _exchange(self, method, path, app, params, body, deadline) -> _Reply:
-        """Send one request with the remaining time budget; transport failures become AmsUnavailableError."""
+        """Send one request, ended by a total deadline; transport failures become AmsUnavailableError."""
         headers = dict(_JSON_HEADERS) if method != "GET" else {}
         if app is None:
             auth, header = self._server_auth, self._server_auth.header(False)
@@ -213,18 +302,51 @@ class AmsClient:
             auth, header = self._auth, self._auth.header(self._bearer(app))
             if header:
                 headers["Authorization"] = header
+        at, budget = self._deadline(deadline)
+        token = _REQUEST_DEADLINE.set(at)
         try:
-            response = self._http.request(
-                method, path, params=params, content=body, headers=headers, timeout=self._timeout(deadline)
-            )
+            with self._http.stream(method, path, params=params, content=body, headers=headers,
+                                   timeout=max(at - time.monotonic(), 0.001)) as response:
+                content = self._read_body(response, method, path, at)
         except httpx.TimeoutException:
-            raise AmsUnavailableError(f"{method} {path}: timed out") from None
+            raise (AmsDeadlineError if budget else AmsUnavailableError)(f"{method} {path}: timed out") from None
         except httpx.HTTPError as exc:
             raise AmsUnavailableError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        finally:
+            _REQUEST_DEADLINE.reset(token)
         server_time = parse_http_date(response.headers.get("date"))
         if response.status_code != 403:
             auth.observe(server_time)
-        return _Reply(response.status_code, response.content, server_time)
+        return _Reply(response.status_code, content, server_time)
+
+    def _read_body(self, response: httpx.Response, method: str, path: str, at: float) -> bytes:
+        """The decoded body, refused past max_response_bytes (announced or counted) or past the deadline."""
+        cap = self.server.max_response_bytes
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) > cap:
+            raise AmsLimitError(f"{method} {path}: answer of {length} bytes, above max_response_bytes {cap}")
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise AmsLimitError(f"{method} {path}: answer larger than max_response_bytes {cap}")
+            if time.monotonic() > at:
+                raise httpx.ReadTimeout("deadline passed while reading the answer")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _deadline(self, deadline: float | None) -> tuple[float, bool]:
+        """The request's total deadline: timeout_seconds from now, or earlier when the caller's budget (the
+        deadline argument or deadline_scope) ends first; True when the budget is what ends it."""
+        now = time.monotonic()
+        own = now + self.server.timeout_seconds
+        budgets = [d for d in (deadline, _BUDGET.get()) if d is not None]
+        budget = min(budgets) if budgets else None
+        if budget is not None and budget <= now:
+            raise AmsDeadlineError(f"no time left within {self.server.timeout_seconds:g}s")
+        if budget is not None and budget < own:
+            return budget, True
+        return own, False
 
     @staticmethod
     def _check(method: str, path: str, reply: _Reply, allow_404: bool) -> _Reply:
@@ -239,15 +361,6 @@ class AmsClient:
         if code >= 300:
             raise AmsError(f"{method} {path}: HTTP {code}")
         return reply
-
-    def _timeout(self, deadline: float | None) -> float:
-        """Per-request timeout: the configured one, cut to what is left of the deadline."""
-        if deadline is None:
-            return self.server.timeout_seconds
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AmsUnavailableError(f"no time left within {self.server.timeout_seconds:g}s")
-        return min(self.server.timeout_seconds, left)
 
     def _bearer(self, app: str) -> bool:
         """Whether this app's (cached) version wants the 'Bearer ' prefix; unknown -> raw token."""
@@ -293,8 +406,7 @@ class AmsClient:
 
     def snapshot(self, app: str, deadline: float | None = None) -> AppSnapshot:
         """One pass over an app: version, every broadcast (paged concurrently) and room membership."""
-        if deadline is None:
-            deadline = time.monotonic() + self.server.timeout_seconds
+        deadline = self._overall(deadline)
         version = self.version(app, deadline)
         broadcasts, server_time, rejected = self._list_broadcasts(app, deadline)
         conference = self._list_conference_rooms(app, version, deadline) if version.has_conference_rooms else []
@@ -302,6 +414,22 @@ class AmsClient:
             app=app, version=version, server_time=server_time, broadcasts=broadcasts,
             rooms=build_rooms(broadcasts, conference), rejected_records=rejected,
         )
+
+    def _overall(self, deadline: float | None) -> float:
+        """A deadline for a multi-request pass (its pages run in other threads, outside deadline_scope)."""
+        if deadline is None:
+            deadline = time.monotonic() + self.server.timeout_seconds
+        budget = _BUDGET.get()
+        return deadline if budget is None else min(deadline, budget)
+
+    def _record_limit(self, total: int | None, size: int) -> int:
+        """Raw records one list may return: /count plus a margin, never above max_records."""
+        cap = self.server.max_records
+        if total is None:
+            return cap
+        if total > cap:
+            raise AmsLimitError(f"/count says {total} records, above max_records {cap}")
+        return min(cap, total + max(size, math.ceil(total * LIST_MARGIN_FRACTION)))
 
     def _list_broadcasts(self, app: str, deadline: float | None):
         """All broadcasts, AMS's clock (earliest list Date: ages err young) and the rejected record count."""
@@ -354,29 +482,42 @@ class AmsClient:
             return None
 
     def _fetch_pages(self, fetch: Callable[[int, int], _Page], size: int, total, deadline) -> list[_Page]:
-        """Page with offset += len(page) until a short page; later pages fetched concurrently, bounded."""
+        """Page with offset += len(page) until a short page; later pages fetched concurrently, bounded.
+
+        A list that runs past /count plus a margin, or past max_records, is refused (AmsLimitError):
+        a server paging forever costs a bounded number of requests, never unbounded memory.
+        """
         first = fetch(0, size)
         total = total.result() if hasattr(total, "result") else total
+        limit = self._record_limit(total, size)
         if first.raw_length < size:
             if not (total and total > first.raw_length > 0):
                 return [first]
             size = first.raw_length  # the server caps pages below what was asked
-        pages, offset = [first], first.raw_length
+        pages, offset, seen = [first], first.raw_length, first.raw_length
         while True:
-            offsets = self._plan(offset, size, total)
+            offsets = self._plan(offset, size, total, limit - seen)
             batch = self._pool.map(lambda o: fetch(o, size), offsets)
-            for page in batch:
-                if page.raw_length and page.first == pages[-1].first:
-                    raise AmsMalformedError("list paging does not advance (offset ignored)")
-                pages.append(page)
-                if page.raw_length < size:
-                    return pages
+            try:
+                for page in batch:
+                    if page.raw_length and page.first == pages[-1].first:
+                        raise AmsMalformedError("list paging does not advance (offset ignored)")
+                    pages.append(page)
+                    seen += page.raw_length
+                    if seen > limit:
+                        raise AmsLimitError(f"list goes on past {limit} records (/count {total}, "
+                                            f"max_records {self.server.max_records})")
+                    if page.raw_length < size:
+                        return pages
+            finally:
+                batch.close()  # cancels the pages not started yet (an error must not keep fetching)
             offset = offsets[-1] + size
             if total is not None and offset >= total:
                 total = None if offset > total else total
 
-    def _plan(self, offset: int, size: int, total: int | None) -> list[int]:
-        """Offsets for the next concurrent batch: up to the known total, else max_concurrency pages."""
+    def _plan(self, offset: int, size: int, total: int | None, room: int) -> list[int]:
+        """Offsets for the next concurrent batch: up to the known total, else max_concurrency pages;
+        never more than one page past the records still allowed (room)."""
         if total is not None and offset < total:
             # Bounded batches: a bogus /count must not plan millions of requests at once.
             count = min(-(-(total - offset) // size), PLAN_BATCH_PAGES)
@@ -384,6 +525,7 @@ class AmsClient:
             count = 1  # one page to confirm nothing was added since /count
         else:
             count = self.server.max_concurrency
+        count = max(1, min(count, room // size + 1))
         return [offset + i * size for i in range(count)]
 
     def _list_conference_rooms(self, app: str, version: AmsVersion, deadline) -> list[tuple[str, tuple[str, ...]]]:
@@ -433,19 +575,31 @@ class AmsClient:
 
     def get_room_members(self, app: str, room_id: str) -> set[str]:
         """Stream ids listed in a room, from every room model the version has."""
+        return set(self.room_view(app, room_id).members)
+
+    def room_view(self, app: str, room_id: str, main: Broadcast | None | bool = True) -> RoomView:
+        """A room's members by every room model the version has, and whether its ConferenceRoom record exists.
+
+        main: the room's own record when the caller has just read it (None: there is none), so
+        that its subTrackStreamIds cost no second GET; True to read it here.
+        """
         version = self.version(app)
         members: set[str] = set()
+        record = False
         if version.has_subtrack_ids:
-            data, _ = self._get_json(f"{self._base(app)}/{seg(room_id)}", app, "broadcast", allow_404=True)
-            main = parse_broadcast(data) if data is not None else None
-            if main is not None:
+            if main is True:
+                data, _ = self._get_json(f"{self._base(app)}/{seg(room_id)}", app, "broadcast", allow_404=True)
+                main = parse_broadcast(data) if data is not None else None
+            if isinstance(main, Broadcast):
                 members.update(main.subtrack_ids or ())
         if version.has_conference_rooms:
-            members.update(self.conference_room(app, room_id) or ())
+            listed = self.conference_room(app, room_id)
+            record = listed is not None
+            members.update(listed or ())
         if version.has_subtracks_endpoint:
             members.update(self._subtrack_ids(app, room_id, allow_404=not version.known))
         members.discard(room_id)
-        return members
+        return RoomView(frozenset(members), record)
 
     def conference_room(self, app: str, room_id: str) -> tuple[str, ...] | None:
         """roomStreamList of a v2.8.x ConferenceRoom; None when there is no such record."""
@@ -463,7 +617,7 @@ class AmsClient:
         path = f"{self._base(app)}/{seg(room_id)}/subtracks"
         ids: set[str] = set()
         offset, size = 0, self.server.page_size
-        for _ in range(MAX_SUBTRACK_PAGES):
+        for _ in range(min(MAX_SUBTRACK_PAGES, self.server.max_records // size + 1)):
             data, reply = self._get_json(f"{path}/{offset}/{size}", app, "subtracks", allow_404=True,
                                          decode=decode_broadcast_list)
             if reply.status_code != 404:
@@ -497,11 +651,16 @@ class AmsClient:
         """DELETE /{room}/subtrack?id={stream}: take the stream out of the main track (before deleting it)."""
         return self._write("DELETE", f"{self._base(app)}/{seg(room_id)}/subtrack", app, {"id": stream_id})
 
-    def remove_room_member(self, app: str, room_id: str, stream_id: str) -> Result:
-        """v2.8.x: DELETE /conference-rooms/{room}/{stream}, only if the ConferenceRoom record exists."""
+    def remove_room_member(self, app: str, room_id: str, stream_id: str, exists: bool | None = None) -> Result:
+        """v2.8.x: DELETE /conference-rooms/{room}/{stream}, only if the ConferenceRoom record exists.
+
+        exists: what a read just now (room_view) found, so no second GET is needed; None: read it here.
+        """
         if not self.version(app).has_conference_rooms:
             return Result(False, "this AMS version has no conference room records", status_code=404)
-        if self.conference_room(app, room_id) is None:
+        if exists is None:
+            exists = self.conference_room(app, room_id) is not None
+        if not exists:
             return Result(False, "conference room not found", status_code=404)
         return self._write("DELETE", f"{self._base(app)}/conference-rooms/{seg(room_id)}/{seg(stream_id)}", app)
 

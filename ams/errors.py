@@ -32,3 +32,15 @@ class AmsIncompleteError(AmsUnavailableError):
     or markedly fewer records than /count said. A failed collection, never a smaller world; retrying can help."""
 
     reason = "incomplete"
+
+
+class AmsLimitError(AmsError):
+    """AMS answered more than a configured limit allows (records per list, bytes per answer); not read on."""
+
+    reason = "limit"
+
+
+class AmsDeadlineError(AmsUnavailableError):
+    """The caller's overall time budget ran out before AMS answered (not a sign that AMS is down)."""
+
+    reason = "unavailable"

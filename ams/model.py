@@ -17,6 +17,17 @@ from ams.errors import AmsMalformedError
 
 LIVE_STATUSES = frozenset({"broadcasting", "preparing", "terminated_unexpectedly"})
 MAX_ID_LENGTH = 256  # AMS ids are short; longer values are not ids and would bloat label sets
+# The one id rule of both services: what AMS itself accepts as a stream id. StreamIdValidator refuses
+# any other character when a stream is created through REST, published over WebSocket or RTMP
+# (StreamIdValidator L7, BroadcastRestService L197, WebSocketCommunityHandler L96, RTMPHandler L301
+# @ams-v3.0.3); 2.8.x allows the same without '.' (StreamIdValidator L7 @ams-v2.8.2). An id made of
+# dots only would turn into a relative path segment in a REST URL.
+STREAM_ID_RE = re.compile(r"(?!\.+\Z)[A-Za-z0-9_.\-]{1,%d}\Z" % MAX_ID_LENGTH)
+# Numbers AMS cannot mean: counts above 2**53 (no longer exact as a sample), epoch milliseconds past
+# the year 9999, an ingest speed ratio outside 0-1000. They become "not provided", never a sample.
+MAX_COUNT = 2**53
+MAX_EPOCH_MS = 253402300799999
+MAX_SPEED = 1000.0
 
 _WORD_RE = re.compile(r"[A-Za-z0-9_]{1,40}")
 _VERSION_RE = re.compile(r"\s*v?(\d+)\.(\d+)(?:\.(\d+))?")
@@ -161,6 +172,14 @@ class Fetched:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomView:
+    """A room as AMS lists it now: its member stream ids, and whether a ConferenceRoom record of that id exists."""
+
+    members: frozenset[str]
+    conference_record: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterNode:
     """One AMS node of a cluster (ClusterNode.java); status is AMS's own verdict, computed on the answering node."""
 
@@ -294,10 +313,11 @@ def _from_wire(wire: WireBroadcast) -> Broadcast | None:
     stream_id = _ident(stream_id)
     if not stream_id:
         return None
+    pending, hls, dash, webrtc, rtmp, received, bitrate = _counts((pending, hls, dash, webrtc, rtmp, received, bitrate))
     return Broadcast(
-        stream_id, _word(status), _word(kind), _word(publish_type), _text(name), update or 0, start or 0,
-        _ident(main_track), _id_tuple(subtracks), virtual, zombi is True, _text(origin), _float(speed),
-        pending, hls, dash, webrtc, rtmp, received, bitrate,
+        stream_id, _word(status), _word(kind), _word(publish_type), _text(name), _epoch_ms(update),
+        _epoch_ms(start), _ident(main_track), _id_tuple(subtracks), virtual, zombi is True, _text(origin),
+        _speed(_float(speed)), pending, hls, dash, webrtc, rtmp, received, bitrate,
     )
 
 
@@ -318,10 +338,11 @@ def parse_broadcast(data: Any) -> Broadcast | None:
     update, start, pending, hls, dash, webrtc, rtmp, received, bitrate = [
         v if type(v) is int and -limit <= v < limit else _int(v) for v in map(get, _INT_KEYS)
     ]
+    pending, hls, dash, webrtc, rtmp, received, bitrate = _counts((pending, hls, dash, webrtc, rtmp, received, bitrate))
     return Broadcast(
         stream_id, _word(get("status")), _word(get("type")), _word(get("publishType")), _text(get("name")),
-        update or 0, start or 0, _ident(get("mainTrackStreamId")), _id_tuple(get("subTrackStreamIds")),
-        _bool(get("virtual")), get("zombi") is True, _text(get("originAdress")), _float(get("speed")),
+        _epoch_ms(update), _epoch_ms(start), _ident(get("mainTrackStreamId")), _id_tuple(get("subTrackStreamIds")),
+        _bool(get("virtual")), get("zombi") is True, _text(get("originAdress")), _speed(_float(get("speed"))),
         pending, hls, dash, webrtc, rtmp, received, bitrate,
     )
 
@@ -358,11 +379,11 @@ def parse_cluster_node_page(data: Any) -> list[ClusterNode]:
         raise AmsMalformedError("cluster nodes: expected a JSON array")
     nodes = []
     for item in data:
-        if type(item) is not dict or not _ident(item.get("ip")):
+        if type(item) is not dict or not _ident(item.get("ip")) or not item["ip"].isprintable():
             continue
         status = item.get("status")
         nodes.append(ClusterNode(node_id=_text(item.get("id")), ip=item["ip"],
-                                 last_update_ms=_int(item.get("lastUpdateTime")) or 0,
+                                 last_update_ms=_epoch_ms(_int(item.get("lastUpdateTime"))),
                                  status=status if status in ("alive", "dead") else "unknown"))
     return nodes
 
@@ -416,10 +437,29 @@ def build_rooms(
 
 
 def _ident(value: Any) -> str:
-    """A stream or room id: a non-empty string of sane length without control characters, else ''."""
-    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and value.isprintable():
+    """A stream or room id: a non-empty string of sane length, else ''.
+
+    Any character is kept: an id outside AMS's rule (is_stream_id) is still a record that can be a
+    ghost, exported under id_label() and refused visibly by the remediator, never dropped unseen.
+    """
+    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
         return value
     return ""
+
+
+def _counts(values: tuple) -> list:
+    """Counts (viewers, packets, bytes, bits/s): None for a negative or absurd value."""
+    return [v if v is not None and 0 <= v <= MAX_COUNT else None for v in values]
+
+
+def _epoch_ms(value: int | None) -> int:
+    """Epoch milliseconds; 0 ("none") for a missing, negative or absurd value."""
+    return value if value is not None and 0 < value <= MAX_EPOCH_MS else 0
+
+
+def _speed(value: float | None) -> float | None:
+    """The ingest speed ratio; None for a negative or absurd value."""
+    return value if value is not None and 0.0 <= value <= MAX_SPEED else None
 
 
 def _id_tuple(value: Any) -> tuple[str, ...] | None:
@@ -430,7 +470,7 @@ def _id_tuple(value: Any) -> tuple[str, ...] | None:
         return ()
     # _ident's test inlined: a 2.8.x scrape checks every member id of every room twice.
     limit = MAX_ID_LENGTH
-    return tuple(dict.fromkeys([i for i in value if type(i) is str and 0 < len(i) <= limit and i.isprintable()]))
+    return tuple(dict.fromkeys([i for i in value if type(i) is str and 0 < len(i) <= limit]))
 
 
 def _word(value: Any) -> str:
@@ -474,3 +514,21 @@ def _float(value: Any) -> float | None:
 def _bool(value: Any) -> bool | None:
     """A JSON boolean, else None."""
     return value if type(value) is bool else None
+
+
+def is_stream_id(value: Any) -> bool:
+    """True when AMS would accept value as a stream id (STREAM_ID_RE): the remediator acts only on these."""
+    return type(value) is str and STREAM_ID_RE.match(value) is not None
+
+
+def id_label(value: str) -> str:
+    """The label value of an id: the id itself when printable and without '%'; else '%' and every character
+    that is not printable percent-encoded (UTF-8), so each id keeps a distinct, visible label."""
+    if value.isprintable() and "%" not in value:
+        return value
+    return "".join(c if c.isprintable() and c != "%" else _percent(c) for c in value)
+
+
+def _percent(char: str) -> str:
+    """%XX for each UTF-8 byte of one character (a lone surrogate included)."""
+    return "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))

@@ -14,6 +14,8 @@ DEFAULT_STALE_HEARTBEATS = 2
 # webRTCClientStartTimeoutMs (AppSettings L1464-1470 @2.8.2, L875-881 @3.0.3, 10000 by default): the
 # window in which a publisher whose network blinked may resume its session with the same record.
 DEFAULT_RECONNECT_GRACE_SECONDS = 10.0
+DEFAULT_MAX_RECORDS = 100_000
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 SECRET_FIELDS = ("jwt_secret", "jwt_token", "server_jwt_secret")
 
 Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$", description="letters, digits, '_' or '-'")]
@@ -43,6 +45,13 @@ class AmsServer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     timeout_seconds: Annotated[float, _range(0.05, 300.0)] = 5.0
     page_size: Annotated[int, _range(1, MAX_PAGE_SIZE)] = MAX_PAGE_SIZE
     max_concurrency: Annotated[int, _range(1, 64)] = 4
+    # Records one list may hold, whatever /count says: bounds the requests and memory of a scrape
+    # against a server that pages forever. AMS apps keep every finished or VoD record, so this is
+    # far above a busy app's live streams (about 100 MB of records at the default).
+    max_records: Annotated[int, _range(1, 10_000_000)] = DEFAULT_MAX_RECORDS
+    # One AMS answer, decoded: a full page of 250 records at 32 KiB each, over ten times AMS's usual
+    # 1-3 KiB record. Larger bodies are not read on.
+    max_response_bytes: Annotated[int, _range(65536, 1 << 30)] = DEFAULT_MAX_RESPONSE_BYTES
     ca_file: str | None = None
     tls_insecure_skip_verify: bool = False
 

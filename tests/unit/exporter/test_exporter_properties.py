@@ -24,6 +24,7 @@ from ams.model import (
     parse_version,
 )
 from ams.ghost import is_main_track
+from ams.model import id_label
 from fakeams import FakeAms, fixture, make_server
 
 FIELDS = ["streamId", "status", "type", "publishType", "name", "updateTime", "startTime", "mainTrackStreamId",
@@ -155,7 +156,7 @@ def test_stream_families_are_byte_identical_to_generate_latest(page, cut, versio
     listed = [b for b in snapshot.broadcasts if b.live_status or b.joined_room
               or b.stream_id in snapshot.members or b.stream_id in snapshot.rooms]
     status = next(f for f in families if f.name == "antmedia_broadcast_status")
-    assert [sample.labels["stream_id"] for sample in status.samples] == [b.stream_id for b in listed]
+    assert [sample.labels["stream_id"] for sample in status.samples] == [id_label(b.stream_id) for b in listed]
     served = {(s.name, tuple(sorted(s.labels.items())), s.value) for f in families
               if f.name.startswith("antmedia_broadcast_") for s in f.samples}
     assert served == expected_stream_samples(listed, snapshot.rooms, zero_absent=version == "2.8.2", detail=detail)
@@ -166,7 +167,7 @@ def expected_stream_samples(streams, rooms, zero_absent: bool, detail: bool) -> 
     out = set()
 
     def add(name, b, value, **extra):
-        labels = {"ams": "main", "app": "WebRTCAppEE", "stream_id": b.stream_id, **extra}
+        labels = {"ams": "main", "app": "WebRTCAppEE", "stream_id": id_label(b.stream_id), **extra}
         out.add((name, tuple(sorted(labels.items())), float(value)))
 
     for b in streams:
