@@ -7,8 +7,8 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -17,17 +17,20 @@ from prometheus_client.metrics_core import Metric
 from ams.client import AmsClient
 from ams.errors import AmsError, AmsUnavailableError
 from ams.ghost import claims_live, find_ghosts, ghost_candidates, heartbeat_period, is_main_track, stale_threshold
-from ams.model import AppSnapshot, ClusterNode, Broadcast
+from ams.model import AppSnapshot, ClusterNode, Broadcast, id_label, is_stream_id
 from ams.server import AmsServer
 from exporter.exposition import RowFamily, escape
 from exporter.heartbeats import HeartbeatWatch
 
 log = logging.getLogger(__name__)
 
-REASONS = ("unavailable", "incomplete", "auth", "malformed", "error")
+REASONS = ("unavailable", "incomplete", "auth", "malformed", "limit", "error")
 APP_LABELS = ("ams", "app")
 STREAM_LABELS = ("ams", "app", "stream_id")
 GRACE_SECONDS = 0.25  # on top of timeout_seconds: answer /metrics even if an app thread is stuck
+# A shared collection still running this many timeouts after it started is stuck (every AMS request
+# has a total deadline, so only a bug gets here): the next scrape starts a fresh one.
+STUCK_TIMEOUTS = 3
 # Statuses always exported (zero-filled) for liveStream so rules never see "absent" for "none".
 COUNTED_STATUSES = ("broadcasting", "preparing", "terminated_unexpectedly", "created", "finished")
 
@@ -74,6 +77,43 @@ class Outcome:
     ghosts: int = 0  # candidates whose heartbeat stood still beyond the threshold across our scrapes
 
 
+class _Flight:
+    """One collection in progress (an app, or a node registry), shared by every scrape that arrives meanwhile."""
+
+    __slots__ = ("future", "started", "reported")
+
+    def __init__(self, started: float):
+        self.started = started
+        self.future: Future | None = None
+        self.reported = False  # its outcome was counted (once per collection, however many scrapes share it)
+
+
+class _SingleFlight:
+    """At most one collection per key at a time: concurrent scrapes of the same AMS share it (single flight),
+    so ten scrapers cost AMS one pass, and memory one snapshot, instead of ten."""
+
+    def __init__(self, pool: ThreadPoolExecutor):
+        self._pool = pool
+        self._lock = threading.Lock()
+        self._flights: dict[tuple, _Flight] = {}
+
+    def join(self, key: tuple, now: float, timeout: float, work: Callable[[float], object],
+             on_done: Callable[[_Flight, object], None] | None = None) -> _Flight:
+        """The running collection of key, or a new one started now with deadline now + timeout."""
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is not None and not flight.future.done() and now - flight.started < STUCK_TIMEOUTS * timeout:
+                return flight
+            if flight is not None and not flight.future.done():
+                log.warning("collection %s still running after %gs; starting another", key, now - flight.started)
+            flight = self._flights[key] = _Flight(now)
+            flight.future = self._pool.submit(work, now + timeout)
+        if on_done is not None:
+            flight.future.add_done_callback(
+                lambda f: None if f.cancelled() or f.exception() else on_done(flight, f.result()))
+        return flight
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterOutcome:
     """One AMS's node registry for one scrape: nodes (None: standalone), or the error that prevented it."""
@@ -101,6 +141,7 @@ class AmsCollector:
         tasks = sum(len(s.apps) for s in self.servers)
         # Twice the app count: a thread stuck past the deadline must not starve the next scrape.
         self._pool = ThreadPoolExecutor(max(2, min(64, 2 * tasks)), thread_name_prefix="collect")
+        self._flights = _SingleFlight(self._pool)
         self._lock = threading.Lock()
         self._errors: Counter = Counter({(s.name, a, r): 0 for s in self.servers for a in s.apps for r in REASONS})
         self._failing: dict[tuple[str, str], tuple[str, int]] = {}
@@ -119,32 +160,45 @@ class AmsCollector:
         """The families for some of the configured servers (the /probe view uses one)."""
         with _GC_PAUSE:
             started = time.monotonic()
-            registries = {self._pool.submit(self._collect_cluster, s, started + s.timeout_seconds): s
+            registries = {s: self._flights.join(("cluster", s.name), started, s.timeout_seconds,
+                                                lambda deadline, s=s: self._collect_cluster(s, deadline))
                           for s in servers if s.server_jwt_secret}
-            outcomes = self.gather(servers, started)
+            outcomes = self.gather(servers, started, [f.future for f in registries.values()])
             errors = self._error_counts(servers)
             clusters = self._clusters(registries)
             yield from build_families(outcomes, errors, self.detail, clusters)
 
-    def gather(self, servers: Sequence[AmsServer], started: float | None = None) -> list[Outcome]:
-        """Snapshot every app of `servers` in parallel; never waits beyond the longest timeout."""
+    def gather(self, servers: Sequence[AmsServer], started: float | None = None,
+               also: Sequence[Future] = ()) -> list[Outcome]:
+        """Snapshot every app of `servers` in parallel, joining collections already running (single flight);
+        never waits beyond the longest timeout plus GRACE_SECONDS (nor for the futures in `also`)."""
         started = time.monotonic() if started is None else started
-        jobs = {
-            self._pool.submit(self._collect_app, s, app, started + s.timeout_seconds): (s, app)
+        flights = {
+            (s, app): self._flights.join((s.name, app), started, s.timeout_seconds,
+                                         lambda deadline, s=s, app=app: self._collect_app(s, app, deadline),
+                                         self._report)
             for s in servers for app in s.apps
         }
         budget = max((s.timeout_seconds for s in servers), default=0) + GRACE_SECONDS
-        done, _ = wait(jobs, timeout=max(0.0, started + budget - time.monotonic()))
+        wait([f.future for f in flights.values()] + list(also), timeout=max(0.0, started + budget - time.monotonic()))
         outcomes = []
-        for future, (server, app) in jobs.items():
-            if future in done:
-                outcomes.append(future.result())
+        for (server, app), flight in flights.items():
+            if flight.future.done() and not flight.future.cancelled():
+                outcomes.append(flight.future.result())
+                self._report(flight, outcomes[-1])  # now, not in the done callback that may still be running
             else:
                 late = AmsUnavailableError(f"no answer within {server.timeout_seconds:g}s")
                 outcomes.append(Outcome(server, app, None, late, server.timeout_seconds))
-        for outcome in outcomes:
-            self._record(outcome)
+                self._report(flight, outcomes[-1])
         return outcomes
+
+    def _report(self, flight: _Flight, outcome: Outcome) -> None:
+        """Count and log one collection's outcome once, however many scrapes shared it."""
+        with self._lock:
+            if flight.reported:
+                return
+            flight.reported = True
+        self._record(outcome)
 
     def _collect_app(self, server: AmsServer, app: str, deadline: float) -> Outcome:
         """One app's snapshot; every failure becomes an Outcome so /metrics never fails."""
@@ -171,13 +225,15 @@ class AmsCollector:
             log.exception("ams=%s: unexpected error while reading the node registry", server.name)
             return ClusterOutcome(server, None, AmsError(f"unexpected {type(exc).__name__}"))
 
-    def _clusters(self, registries: dict) -> list[ClusterOutcome]:
-        """The registry jobs' outcomes; one not finished in time is unavailable."""
+    @staticmethod
+    def _clusters(registries: dict[AmsServer, _Flight]) -> list[ClusterOutcome]:
+        """The registry collections' outcomes (already waited for); one not finished in time is unavailable."""
         outcomes = []
-        for future, server in registries.items():
-            try:
-                outcomes.append(future.result(timeout=max(0.0, GRACE_SECONDS)))
-            except Exception:  # noqa: BLE001 - a late or failed job is reported as such
+        for server, flight in registries.items():
+            future = flight.future
+            if future.done() and not future.cancelled() and future.exception() is None:
+                outcomes.append(future.result())
+            else:
                 late = AmsUnavailableError(f"no answer within {server.timeout_seconds:g}s")
                 outcomes.append(ClusterOutcome(server, None, late))
         return outcomes
@@ -221,8 +277,17 @@ def build_families(outcomes: list[Outcome], errors: dict[tuple[str, str, str], i
     yield _error_family(errors)
     yield from _cluster_families(clusters)
     collected = [o for o in outcomes if o.snapshot is not None]
+    listed = [_listed(o) for o in collected]
     yield from _app_families(collected)
-    yield from _stream_families([_listed(o) for o in collected], detail)
+    yield _invalid_id_family(listed)
+    yield from _stream_families(listed, detail)
+
+
+def _invalid_id_family(listed: list[Listed]) -> Metric:
+    """antmedia_invalid_id_streams{ams,app}: ids in series that the remediator cannot act on."""
+    return RowFamily("antmedia_invalid_id_streams", "Streams and rooms with series whose id AMS's stream id "
+                     "rule refuses (letters, digits, '_', '-', '.'); exported percent-encoded where not "
+                     "printable, never remediated.", APP_LABELS, rows=[(app.key, _invalid_ids(app)) for app in listed])
 
 
 def _cluster_families(clusters: Sequence[ClusterOutcome]) -> Iterator[Metric]:
@@ -365,8 +430,22 @@ def _listed(outcome: Outcome) -> Listed:
     members, rooms = snap.members, snap.rooms
     streams = [b for b in snap.broadcasts if claims_live(b, members) or b.stream_id in rooms]
     ams, app = escape(outcome.server.name), escape(outcome.app)
-    return Listed(snap, (ams, app), streams, [(ams, app, escape(b.stream_id)) for b in streams],
+    return Listed(snap, (ams, app), streams, [(ams, app, _id(b.stream_id)) for b in streams],
                   not snap.version.writes_ingest_counters)
+
+
+def _id(value: str) -> str:
+    """A stream or room id as an escaped label value (id_label: every id visible, each distinct)."""
+    return escape(id_label(value))
+
+
+def _invalid_ids(listed: Listed) -> int:
+    """Ids with series (streams, rooms, members) that AMS's stream id rule refuses: the remediator cannot act on them."""
+    ids = {b.stream_id for b in listed.streams}
+    for room, members in listed.snapshot.rooms.items():
+        ids.add(room)
+        ids.update(members)
+    return sum(1 for i in ids if not is_stream_id(i))
 
 
 def _ms(ms: int) -> float | None:
@@ -470,7 +549,7 @@ def _info(listed: list[Listed]) -> Metric:
 
 def _room_member(listed: list[Listed]) -> Metric:
     """antmedia_room_member{ams,app,room,stream_id} 1 while listed in the room."""
-    rows = [((*app.key, escape(room), escape(stream_id)), 1.0) for app in listed
+    rows = [((*app.key, _id(room), _id(stream_id)), 1.0) for app in listed
             for room, members in sorted(app.snapshot.rooms.items()) for stream_id in sorted(members)]
     return RowFamily("antmedia_room_member", "1 while the stream is listed as a member of the room (any room "
                      "model).", (*APP_LABELS, "room", "stream_id"), rows=rows)
@@ -478,7 +557,7 @@ def _room_member(listed: list[Listed]) -> Metric:
 
 def _room_members(listed: list[Listed]) -> Metric:
     """antmedia_room_members{ams,app,room}: member count."""
-    rows = [((*app.key, escape(room)), len(members)) for app in listed
+    rows = [((*app.key, _id(room)), len(members)) for app in listed
             for room, members in sorted(app.snapshot.rooms.items())]
     return RowFamily("antmedia_room_members", "Number of streams listed as members of the room.",
                      (*APP_LABELS, "room"), rows=rows)
