@@ -4,11 +4,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Mapping
 
+from ams.client import deadline_scope
+from ams.model import is_stream_id
 from remediator.alerts import Alert, Notification
+from remediator.fairpool import NOT_RUN, FairPool
 from remediator.audit import AuditLog
 from service.config import RemediatorConfig
 from remediator.guards import DeadNodeCaps, EvictionCaps, FlaggedStreams, HandledAlerts, denied_by
@@ -23,8 +26,10 @@ log = logging.getLogger("remediator")
 REMEDIATION = "delete_stream"
 GHOST_ALERT = "AntMediaGhostStream"
 DEAD_ORIGIN = "dead"  # the rule's origin label for a ghost whose origin node AMS reports dead  # the only alert whose evidence (heartbeat_timestamp) this acts on
-# AMS stream ids and app names; anything else (a URL, a path) is refused before any request.
+# Configured names (ams, app); anything else (a URL, a path) is refused before any lookup or request.
 _NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.\-]{1,200}$")
+# How long a notification may wait for one of max_concurrent_notifications before it is answered 503.
+SLOT_WAIT_SECONDS = 1.0
 
 
 def _label(alert: Alert, key: str) -> str:
@@ -49,42 +54,84 @@ class Remediator:
         self.dead_node_caps = DeadNodeCaps(config.dead_node)
         self.flagged = FlaggedStreams(config.blast_radius)
         self.handled = HandledAlerts(config.dedup_max_entries)
-        self._pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="remediate")
+        # Alerts of one notification run on its own thread plus up to concurrency - 1 shared workers, the
+        # workers taking notifications in turns; at most max_concurrent_notifications are worked on at once.
+        self._pool = FairPool(workers=max(1, concurrency), per_batch=max(1, concurrency))
+        self._slots = threading.BoundedSemaphore(config.max_concurrent_notifications)
 
     def handle(self, notification: Notification) -> list[Outcome]:
-        """Decide on every alert (never per group); outcomes keep the payload order."""
+        """Decide on every alert (never per group) within notification_timeout_seconds; outcomes keep the
+        payload order. What is not decided in time, or finds no free slot, is deferred (503: sent again)."""
+        deadline = time.monotonic() + self.config.notification_timeout_seconds
         if notification.truncated_alerts:
             self.metrics.truncated_alerts.inc(notification.truncated_alerts)
             log.warning("notification %s left out %d alerts; they come again while they fire",
                         notification.group_key, notification.truncated_alerts)
+        if not self._slots.acquire(timeout=SLOT_WAIT_SECONDS):
+            return [self._deferred(alert, "busy", f"{self.config.max_concurrent_notifications} notifications "
+                                   "already being worked on") for alert in notification.alerts]
+        try:
+            return self._handle(notification, deadline)
+        finally:
+            self._slots.release()
+
+    def _handle(self, notification: Notification, deadline: float) -> list[Outcome]:
+        """Alerts that need no AMS at once; the others on the fair pool, until the deadline."""
         now = self.clock()
         for alert in notification.alerts:
             self._flag(alert, now)
+        outcomes: list = [None if _remediable(alert) else self.decide(alert) for alert in notification.alerts]
+        pending = [i for i, outcome in enumerate(outcomes) if outcome is None]
         # Services found unreachable in this notification: later alerts defer at once instead of
         # each waiting for its own timeout (the whole answer would outlast Alertmanager's patience).
         down: set[str] = set()
-        return list(self._pool.map(lambda alert: self.decide(alert, down), notification.alerts))
+        results = self._pool.map(lambda i: self.decide(notification.alerts[i], down, deadline), pending, deadline)
+        for i, result in zip(pending, results):
+            if isinstance(result, Outcome):
+                outcomes[i] = result
+            else:
+                why = "not started" if result is NOT_RUN else type(result).__name__
+                outcomes[i] = self._deferred(notification.alerts[i], "timeout",
+                                             f"{why} within notification_timeout_seconds")
+        return outcomes
 
     def _flag(self, alert: Alert, now: float) -> None:
-        """Count a firing remediation alert towards its app's blast radius."""
-        if alert.firing and _label(alert, "remediation") == REMEDIATION and _label(alert, "alertname") == GHOST_ALERT:
+        """Count a firing remediation alert towards its app's blast radius (configured apps, valid ids only)."""
+        if _remediable(alert):
             ams, app, stream = (_label(alert, k) for k in ("ams", "app", "stream_id"))
             revalidator = self.revalidators.get(ams)
+            if revalidator is None or app not in revalidator.apps or not is_stream_id(stream):
+                return
             # A dead node's participants are judged apart (confirmed on AMS, own budget) where AMS's
             # node registry can be read; elsewhere origin is only a label and counts like any ghost.
-            apart = _label(alert, "origin") == DEAD_ORIGIN and revalidator is not None and revalidator.reads_nodes
-            if revalidator is not None and _NAME.match(app) and _NAME.match(stream) and not apart:
+            if not (_label(alert, "origin") == DEAD_ORIGIN and revalidator.reads_nodes):
                 self.flagged.flag((ams, app), stream, now)
 
-    def decide(self, alert: Alert, down: set[str] | None = None) -> Outcome:
-        """Run the pipeline for one alert, then count and audit the decision."""
+    def _outcome(self, alert: Alert) -> Outcome:
+        """An undecided outcome for one alert; mapped once its ams and app are configured."""
         outcome = Outcome(
             fingerprint=alert.fingerprint, ams=_label(alert, "ams"), app=_label(alert, "app"),
             stream_id=_label(alert, "stream_id"), room=alert.labels.get("room") or None,
             outcome="", reason="", dry_run=self.config.dry_run)
+        revalidator = self.revalidators.get(outcome.ams)
+        outcome.mapped = revalidator is not None and outcome.app in revalidator.apps
+        return outcome
+
+    def _deferred(self, alert: Alert, reason: str, detail: str) -> Outcome:
+        """Defer one alert without deciding it: counted, audited, answered 503."""
+        outcome = self._outcome(alert)
+        outcome.outcome, outcome.reason, outcome.detail = "deferred", reason, detail
+        self._record(outcome)
+        return outcome
+
+    def decide(self, alert: Alert, down: set[str] | None = None, deadline: float | None = None) -> Outcome:
+        """Run the pipeline for one alert (every AMS request ends by the deadline), then count and audit."""
+        outcome = self._outcome(alert)
+        outcome.mapped = False  # set again by _admit, after the labels are checked
         try:
-            self._admit(alert, outcome)
-            self._settle_once(alert, outcome, set() if down is None else down)
+            with deadline_scope(deadline):
+                self._admit(alert, outcome)
+                self._settle_once(alert, outcome, set() if down is None else down)
         except Decided as decision:
             outcome.outcome, outcome.reason, outcome.detail = decision.outcome, decision.reason, decision.detail
         except Exception as exc:  # a bug must not turn into a retry storm or a lost answer
@@ -101,7 +148,7 @@ class Remediator:
             raise Decided("skipped", "not_remediable")
         if self._kill_switch_on():
             raise Decided("skipped", "kill_switch", self.config.kill_switch_file or "")
-        for key in ("ams", "app", "stream_id") + (("room",) if outcome.room else ()):
+        for key in ("ams", "app"):
             if not _NAME.match(_label(alert, key)):
                 raise Decided("skipped", "invalid_labels", f"label {key}")
         revalidator = self.revalidators.get(outcome.ams)
@@ -110,6 +157,11 @@ class Remediator:
         if outcome.app not in revalidator.apps:
             raise Decided("skipped", "unknown_app")
         outcome.mapped = True
+        # The one id rule (AMS's own, ams.model.is_stream_id): a ghost whose id AMS would not accept
+        # cannot be acted on here; a failure on its ams/app makes AntMediaRemediationFailing say so.
+        for key in ("stream_id",) + (("room",) if outcome.room else ()):
+            if not is_stream_id(_label(alert, key)):
+                raise Decided("failed", "invalid_id", f"label {key} is not an id AMS accepts; remove it by hand")
         # The room label is only a hint: rooms are judged here when named, and again as AMS reports them.
         rooms = (outcome.room,) if outcome.room else None
         refused = denied_by(self.config.allow, self.config.deny, outcome.app, rooms, outcome.stream_id)
@@ -241,4 +293,9 @@ class Remediator:
 
     def close(self) -> None:
         """Stop the worker threads."""
-        self._pool.shutdown(wait=True)
+        self._pool.close()
+
+
+def _remediable(alert: Alert) -> bool:
+    """A firing ghost alert that asks for remediation: the only kind that costs AMS requests."""
+    return alert.firing and _label(alert, "remediation") == REMEDIATION and _label(alert, "alertname") == GHOST_ALERT

@@ -97,11 +97,22 @@ class EvictionCaps:
                     window.times.remove(now)
 
 
-class FlaggedStreams:
-    """Distinct streams flagged per (ams, app) within the blast-radius window."""
+# Streams remembered per app in the blast-radius window. Far above any share that stops an app
+# (25 % of an app's live streams), so counting stops being exact only where the guard holds anyway;
+# at about 150 bytes a stream, 50,000 cost some 8 MB per app.
+MAX_FLAGGED_PER_APP = 50_000
 
-    def __init__(self, blast: BlastRadius) -> None:
+
+class FlaggedStreams:
+    """Distinct streams flagged per (ams, app) within the blast-radius window.
+
+    The caller flags only configured apps, so the keys are bounded; every key's old entries expire
+    by age whenever anything is flagged, and each key holds at most max_per_app streams.
+    """
+
+    def __init__(self, blast: BlastRadius, max_per_app: int = MAX_FLAGGED_PER_APP) -> None:
         self.blast = blast
+        self.max_per_app = max_per_app
         self._lock = threading.Lock()
         self._seen: dict[Hashable, OrderedDict[str, float]] = {}
 
@@ -111,7 +122,17 @@ class FlaggedStreams:
             streams = self._seen.setdefault(app_key, OrderedDict())
             streams.pop(stream, None)
             streams[stream] = now
-            self._expire(streams, now)
+            while len(streams) > self.max_per_app:
+                streams.popitem(last=False)
+            for key in list(self._seen):
+                self._expire(self._seen[key], now)
+                if not self._seen[key]:
+                    del self._seen[key]
+
+    def size(self) -> int:
+        """Streams remembered, all apps together."""
+        with self._lock:
+            return sum(len(streams) for streams in self._seen.values())
 
     def count(self, app_key: Hashable, now: float) -> int:
         """Distinct streams flagged in the window."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from ams.server import AmsServer
 from ams.errors import AmsUnavailableError
-from ams.model import AppSnapshot, Broadcast, Fetched, Result, build_rooms, parse_version
+from ams.model import AppSnapshot, Broadcast, Fetched, Result, RoomView, build_rooms, parse_version
 
 from remediator.actions import Remediator
 from remediator.app import Deps, create_app
@@ -180,6 +180,10 @@ class FakeAms:
         self._check()
         return None
 
+    def room_view(self, app: str, room: str, main=True) -> RoomView:
+        self._check()
+        return RoomView(frozenset(self.members(room)), False)
+
     def snapshot(self, app: str) -> AppSnapshot:
         self._check()
         records = tuple(self.get_broadcast(app, s).broadcast for s in list(self.records))
@@ -203,7 +207,7 @@ class FakeAms:
         self.records[stream] = replace(record, main_track_id="")
         return Result(success=True)
 
-    def remove_room_member(self, app: str, room: str, stream: str) -> Result:
+    def remove_room_member(self, app: str, room: str, stream: str, exists: bool | None = None) -> Result:
         self._write("remove_room_member", f"{room}/{stream}")
         return Result(success=True)
 

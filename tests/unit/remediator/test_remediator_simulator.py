@@ -168,7 +168,10 @@ def test_labels_carrying_urls_send_no_request_anywhere_else(world):
     response = post(w.client, body)
     assert response.status_code == 200
     assert w.transport.hosts and set(w.transport.hosts) == {("127.0.0.1", w.sim.port)}
-    assert [o["reason"] for o in response.get_json()["outcomes"]] == ["invalid_labels"] * 4 + ["ok"]
+    # A URL for a name is refused unmapped; for an id on a configured ams/app it is a visible failure there.
+    assert [(o["decision"], o["reason"]) for o in response.get_json()["outcomes"]] == [
+        ("skipped", "invalid_labels"), ("failed", "invalid_id"), ("failed", "invalid_id"),
+        ("skipped", "invalid_labels"), ("evicted", "ok")]
 
 
 def test_triple_delivery_evicts_once(world):
