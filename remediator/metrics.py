@@ -21,13 +21,14 @@ DECISIONS = (
     ("failed", "alive_on_stop"), ("failed", "heartbeat_resumed"),
     ("failed", "write_failed"), ("failed", "ams_error"), ("failed", "ams_auth"), ("failed", "internal_error"),
     ("deferred", "ams_unavailable"), ("deferred", "alertmanager_unavailable"),
+    ("failed", "invalid_id"), ("deferred", "timeout"), ("deferred", "busy"),
 )
 # Decisions made before an alert maps to a configured (ams, app): labels are left empty
 # so that arbitrary label values from a payload cannot create series.
 UNMAPPED_DECISIONS = (
     ("skipped", "resolved"), ("skipped", "not_remediable"), ("skipped", "invalid_labels"),
     ("skipped", "unknown_ams"), ("skipped", "unknown_app"), ("skipped", "kill_switch"),
-    ("failed", "internal_error"),
+    ("failed", "internal_error"), ("deferred", "timeout"), ("deferred", "busy"),
 )
 AMS_ACTIONS = ("get", "stop", "remove_subtrack", "remove_room_member", "delete", "finish")
 AMS_RESULTS = ("success", "failure", "not_found", "unavailable")

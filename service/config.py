@@ -123,6 +123,12 @@ class RemediatorConfig(_Record):
     dead_node: DeadNodeBudget = DeadNodeBudget()
     dedup_max_entries: PositiveInt = 10000
     concurrency: PositiveInt = 4
+    # Time to answer one notification: what is not decided by then is deferred (503, Alertmanager sends
+    # it again). Below Alertmanager's shortest wait for a webhook (10 s, or the group_interval if longer).
+    notification_timeout_seconds: Annotated[float, msgspec.Meta(ge=0.5, le=3600)] = 8.0
+    # Notifications worked on at once; more wait up to a second, then get 503. Below the HTTP server's
+    # threads, so health checks, metrics and other notifications always find one free.
+    max_concurrent_notifications: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     # SIGTERM: in-flight notifications get this long to finish their AMS calls, then are abandoned.
     shutdown_timeout_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 10.0
 
