@@ -19,6 +19,7 @@ bench: venv system-deps
 	$(PY) bench/exporter_scrape.py
 	$(PY) bench/remediator_notification.py
 	$(PY) bench/ghost_lifetime.py
+	$(PY) bench/dead_node.py
 
 venv: $(VENV)/.installed
 
