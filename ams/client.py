@@ -495,9 +495,24 @@ class AmsClient:
                 return [first]
             size = first.raw_length  # the server caps pages below what was asked
         pages, offset, seen = [first], first.raw_length, first.raw_length
+        stop = threading.Event()  # set by the first failing page: pages not started yet are not requested
+
+        def guarded(page_offset: int) -> _Page:
+            """One page of a batch; a repeat of the first page (the offset ignored) stops the rest at once."""
+            if stop.is_set():
+                raise AmsMalformedError("list paging stopped")
+            try:
+                page = fetch(page_offset, size)
+                if page.raw_length and page.first == first.first:
+                    raise AmsMalformedError("list paging does not advance (offset ignored)")
+                return page
+            except Exception:
+                stop.set()
+                raise
+
         while True:
             offsets = self._plan(offset, size, total, limit - seen)
-            batch = self._pool.map(lambda o: fetch(o, size), offsets)
+            batch = self._pool.map(guarded, offsets)
             try:
                 for page in batch:
                     if page.raw_length and page.first == pages[-1].first:

@@ -79,7 +79,7 @@ def test_a_single_alert_does_not_wait_behind_a_big_notification():
     # It ran on its own thread at once (was 11.5 s behind 2,000 alerts on the shared pool).
     assert elapsed < 0.5, elapsed
     big_elapsed, big_response = result["big"]
-    assert big_response.status_code == 503 and big_elapsed < 3.0 + 0.3, big_elapsed
+    assert big_response.status_code == 503 and big_elapsed < 3.0 + 1.0, big_elapsed  # plus 2,000 answers and audit lines
     reasons = {o["reason"] for o in big_response.get_json()["outcomes"]}
     assert reasons == {"not_found", "timeout"}
 
