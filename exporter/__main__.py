@@ -16,7 +16,7 @@ from service.webconfig import WebConfig
 
 log = logging.getLogger("exporter")
 PROG = "antmedia-exporter"
-SERVER_THREADS = 4  # a few concurrent scrapes (/metrics and /probe from HA Prometheus pairs)
+SERVER_THREADS = 16  # concurrent scrapes share one AMS collection (single flight): threads cost little here
 MAX_BODY_BYTES = 65536  # no endpoint takes a body; anything larger is refused before it is read
 EXEMPT = ("/-/healthy", "/-/ready")  # orchestrator probes need no credentials; they reveal nothing
 
