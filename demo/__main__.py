@@ -19,6 +19,7 @@ from stack.writes import wrongly_touched
 APP = "WebRTCAppEE"
 ROOM = "room1"
 REMOVAL_TIMEOUT = 75.0   # seconds for every ghost to be removed; the demo must end within two minutes
+RESOLVE_TIMEOUT = 40.0   # the ghost alert's keep_firing_for (20 s), an evaluation and Alertmanager's resolve
 KINDS = {"room": "note", "rejoin": "note", "state": "state"}
 
 
@@ -81,7 +82,8 @@ def run_story(stack: Stack, timeline: Timeline) -> Summary:
     for ghost in pending:
         if removed(stack, ghost) and (at := rejoin(stack, timeline, ghost)) is not None:
             back[ghost] = at
-    watcher.wait(lambda: not watcher.alerts_open(), 10.0)  # let the resolved alerts show
+    # Let the resolved alerts show: a ghost alert keeps firing 20 s past its removal (keep_firing_for).
+    watcher.wait(lambda: not watcher.alerts_open(), RESOLVE_TIMEOUT)
     lifecycles = {g: stack.sim.lifecycle(APP, g) for g in watcher.ghosts}
     wrong = wrongly_touched(stack.sim.writes, set(watcher.ghosts), back)
     came_back = [g for g in watcher.ghosts if g in result.rejoined and lifecycles[g].unlisted_at is None]

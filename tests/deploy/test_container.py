@@ -48,7 +48,7 @@ def test_image_runs_as_a_non_root_user_with_both_commands(podman, image):
     assert config["Cmd"][0] == "antmedia-exporter"
     for command in ("antmedia-exporter", "antmedia-remediator"):
         result = podman("run", "--rm", *podman.run_flags(), image, command, "--version")
-        assert result.stdout.startswith(f"{command} ")
+        assert result.stdout.startswith(f"{command}, version ")
 
 
 @pytest.fixture
