@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from stack import api
 from stack.conference import start_populated, wait_members_seen, wait_removed
 from stack.runner import StackOptions
+from stack.waiting import hold_for, wait_for
 from stack.writes import describe_write, wrongly_touched
 
 pytestmark = pytest.mark.e2e
@@ -51,3 +53,27 @@ def test_ghosts_on_every_node_go_and_healthy_participants_get_no_write(stack):
     assert set(healthy) <= members and not set(ghosts) & members
     back: dict[str, float] = {}
     assert [describe_write(w) for w in wrongly_touched(stack.sim.writes, set(ghosts), back)] == []
+
+
+@pytest.fixture(scope="module")
+def stepped():
+    """A 3.x stack of its own: the storm a clock step causes would hold other tests' ghosts."""
+    running = start_populated(StackOptions(ams_version="3.0.0"), APP, 30, 3)
+    yield running
+    running.stop()
+
+
+def test_a_step_back_of_amss_clock_is_held_as_a_storm_and_nothing_is_written(stepped):
+    """AMS writes no heartbeat until its clock passes its last write (MuxAdaptor L1006 @3.0.3).
+
+    Every stream then looks stale at once: that is a storm, not thirty ghosts.
+    """
+    writes_before = len(stepped.sim.writes)
+    stepped.sim.clock.offset_seconds = -60.0
+    try:
+        wait_for(lambda: api.scalar(stepped.prometheus_url, 'count(ALERTS{alertname="AntMediaGhostStorm",'
+                                                          'alertstate="firing"})') == 1,
+                 45.0, "no AntMediaGhostStorm while every heartbeat stood still")
+        hold_for(lambda: len(stepped.sim.writes) == writes_before, 15.0, "a write reached AMS during the storm")
+    finally:
+        stepped.sim.clock.offset_seconds = 0.0

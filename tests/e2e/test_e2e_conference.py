@@ -170,7 +170,11 @@ def test_exporter_blind_to_ams_evicts_nothing(alive):
     assert writes_to(alive.sim.writes, "bea") == []
 
 
-@pytest.mark.parametrize("offset", [300.0, -300.0], ids=["ams-ahead-5min", "ams-behind-5min"])
+# A step back of AMS's clock freezes every heartbeat until the clock catches up (AMS writes one only
+# once more than a period has passed since the last, MuxAdaptor L859 @2.8.2): every stream then
+# looks stale and a storm holds them all. That case runs on its own stack (test_e2e_clocks.py),
+# since the storm's inhibition outlasts it by keep_firing_for.
+@pytest.mark.parametrize("offset", [300.0], ids=["ams-steps-ahead-5min"])
 def test_skewed_ams_clock_evicts_ghosts_and_nothing_healthy(alive, offset):
     room = "skewahead" if offset > 0 else "skewbehind"
     healthy, ghost, flapper = f"{room}-ok", f"{room}-ghost", f"{room}-flap"
