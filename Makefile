@@ -30,6 +30,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# Shell text: installs the Debian packages named in $$missing (as root), else names them (and
+# $$hint) and fails. The recipe sets both first.
+APT_INSTALL_MISSING = if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  else \
+	    echo "missing Debian packages:$$missing (apt-get install$$missing) $$hint" >&2; exit 1; \
+	  fi; \
+	fi
+
 # Debian splits venv/ensurepip out of python3.
 apt-python-venv:
 	@if [ "$$(id -u)" = 0 ]; then \
@@ -43,14 +54,7 @@ system-deps:
 	  || missing="$$missing prometheus"; \
 	{ command -v amtool && { [ -n "$$ALERTMANAGER_BIN" ] || command -v prometheus-alertmanager || command -v alertmanager; }; } >/dev/null 2>&1 \
 	  || missing="$$missing prometheus-alertmanager"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian packages:$$missing"; \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
-	  else \
-	    echo "missing Debian packages:$$missing (apt-get install$$missing, or set PROMETHEUS_BIN/ALERTMANAGER_BIN)" >&2; exit 1; \
-	  fi; \
-	fi
+	hint="or set PROMETHEUS_BIN/ALERTMANAGER_BIN"; $(APT_INSTALL_MISSING)
 
 # What tests/deploy runs for real: podman with runc (the image), mmdebstrap (its stand-in
 # base, from Debian packages: no container registry is reachable), systemd-analyze (the units).
@@ -59,14 +63,7 @@ deploy-deps:
 	for pair in podman:podman runc:runc mmdebstrap:mmdebstrap systemd-analyze:systemd; do \
 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
 	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian packages:$$missing"; \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
-	  else \
-	    echo "missing Debian packages:$$missing (apt-get install$$missing)" >&2; exit 1; \
-	  fi; \
-	fi
+	hint=""; $(APT_INSTALL_MISSING)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

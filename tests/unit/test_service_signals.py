@@ -69,19 +69,9 @@ def write(tmp_path: Path, ams_url: str, remediator: str = "") -> Path:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_exporter_stops_serving_and_exits_0(tmp_path, signum):
-    proc, port = start("exporter", write(tmp_path, "http://127.0.0.1:9"))
-    try:
-        assert httpx.get(f"http://127.0.0.1:{port}/-/healthy", timeout=5).status_code == 200
-        proc.send_signal(signum)
-        assert proc.wait(timeout=15) == 0
-    finally:
-        stop(proc)
-
-
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_idle_remediator_exits_0(tmp_path, signum):
-    proc, port = start("remediator", write(tmp_path, "http://127.0.0.1:9"))
+@pytest.mark.parametrize("service", ["exporter", "remediator"])
+def test_an_idle_service_stops_serving_and_exits_0(tmp_path, service, signum):
+    proc, port = start(service, write(tmp_path, "http://127.0.0.1:9"))
     try:
         assert httpx.get(f"http://127.0.0.1:{port}/-/healthy", timeout=5).status_code == 200
         proc.send_signal(signum)
