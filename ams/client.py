@@ -586,6 +586,8 @@ class AmsClient:
         broadcast = parse_broadcast(data)
         if broadcast is None:
             raise AmsMalformedError("broadcast: response has no usable streamId")
+        if broadcast.stream_id != stream_id:  # a proxy or a broken AMS answering for another record
+            raise AmsMalformedError(f"broadcast: asked for {stream_id!r}, AMS answered {broadcast.stream_id!r}")
         return Fetched(broadcast, reply.server_time)
 
     def get_room_members(self, app: str, room_id: str) -> set[str]:

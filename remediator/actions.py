@@ -275,7 +275,8 @@ class Remediator:
                 raise Decided("skipped", "kill_switch", self.config.kill_switch_file or "")
             revalidator.evict(target, self.config.non_zombi_action, calls)
         except Decided as decision:
-            caps.release((outcome.ams,) if dead_node else app_key, now)
+            if not calls.wrote:  # a slot is given back only when nothing reached AMS
+                caps.release((outcome.ams,) if dead_node else app_key, now)
             if decision.reason == "not_found":
                 self.handled.settle(key, "not_found")
             raise

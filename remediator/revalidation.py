@@ -16,6 +16,11 @@ from remediator.outcomes import Decided
 
 __all__ = ["Calls", "Revalidation", "Revalidator", "Target", "revalidate"]
 
+WRITES = frozenset({"stop", "remove_subtrack", "remove_room_member", "delete", "finish"})
+# ClusterNode.NODE_UPDATE_PERIOD (5 s, L19 @3.0.3) plus a second: a live node rewrites its registry
+# heartbeat within it whatever its clock says.
+NODE_HEARTBEAT_SECONDS = 6.0
+MAX_NODES_REMEMBERED = 10000
 # Removal attempts per room: AMS lists an id at most twice (see _leave_room); one more to be sure.
 MAX_ROOM_REMOVALS = 3
 
@@ -69,11 +74,13 @@ class Calls:
 
     def __init__(self, ams: str, log: list[dict[str, Any]], metrics: RemediatorMetrics) -> None:
         self.ams, self.log, self.metrics = ams, log, metrics
+        self.wrote = False  # a write request went out (whatever AMS answered): it counts against the caps
 
     def run(self, action: str, what: str, fn: Callable, *args: Any) -> Any:
         """Call fn(*args); AMS errors become the alert's decision."""
         entry: dict[str, Any] = {"action": action, "target": what}
         self.log.append(entry)
+        self.wrote = self.wrote or action in WRITES
         try:
             value = fn(*args)
         except AmsDeadlineError as exc:  # the notification's time is up, AMS is not known to be down
@@ -138,7 +145,8 @@ class Revalidator:
         self.client = client
         self.metrics = metrics
         self.apps = frozenset(server.apps)
-        self._clock = clock
+        self.clock = clock  # this process's monotonic clock: how long things stood still, never AMS's
+        self._nodes: dict[str, tuple[int, float]] = {}  # node ip -> (lastUpdateTime seen, when first seen so)
         self._lock = threading.Lock()
         self._live: dict[str, tuple[float, int]] = {}
 
@@ -172,16 +180,42 @@ class Revalidator:
         return bool(self.server.server_jwt_secret)
 
     def node_dead(self, origin: str, calls: Calls) -> bool | None:
-        """AMS's verdict, read now, on the node named origin; None when AMS keeps no registry or lacks it."""
+        """AMS's verdict, read now, on the node named origin, confirmed on this process's clock.
+
+        AMS calls a node dead by comparing the answering node's clock with the registry heartbeat
+        the node wrote with its own, so a node whose clock lags reads dead while alive. Dead here also
+        needs that heartbeat (lastUpdateTime) to have stood still across this process's own reads for
+        longer than a node's heartbeat period; until then the decision is deferred (Alertmanager
+        retries). None when AMS keeps no registry or does not list the node.
+        """
         if not self.reads_nodes or not origin:
             return None
         nodes = calls.run("get", "cluster nodes", self.client.cluster_nodes)
         node = next((n for n in nodes or () if n.ip == origin), None)
-        return None if node is None else node.dead
+        if node is None:
+            return None
+        still = self._registry_still(node.ip, node.last_update_ms)
+        if not node.dead:
+            return False
+        if still <= NODE_HEARTBEAT_SECONDS:
+            raise Decided("deferred", "node_unconfirmed",
+                          f"AMS reads {node.ip} dead; its registry heartbeat has stood still {still:.1f} s here")
+        return True
+
+    def _registry_still(self, ip: str, last_update_ms: int) -> float:
+        """Seconds this process has seen the node's registry heartbeat keep its value."""
+        now = self.clock()
+        with self._lock:
+            seen = self._nodes.get(ip)
+            if seen is None or seen[0] != last_update_ms:
+                if len(self._nodes) >= MAX_NODES_REMEMBERED:
+                    self._nodes.clear()
+                seen = self._nodes[ip] = (last_update_ms, now)
+        return now - seen[1]
 
     def live_count(self, app: str, calls: Calls, ttl: float) -> int:
         """Publishers that claim to be live, cached for ttl seconds (one list pass per app)."""
-        now = self._clock()
+        now = self.clock()
         with self._lock:
             cached = self._live.get(app)
             if cached and cached[0] > now:
@@ -200,7 +234,10 @@ class Revalidator:
         The order limits what a wrong verdict can cost a live participant: the stop comes first and
         alone, and if it finds a publisher to stop (success: a ghost has none on the node that
         answers) nothing else is written, so the participant keeps its record and its room and can
-        resume; the record is re-read before the room and the record are touched.
+        resume. The record is read again before the rooms are touched and again right before the
+        record itself is: each write after the stop needs the very record the alert's evidence saw.
+        A record gone after the stop was removed by AMS's own stop or by another replica, and its id
+        may already carry a new publisher: nothing more is written then.
         """
         app, stream = target.app, target.stream_id
         stopped = calls.run("stop", stream, self.client.stop_broadcast, app, stream)
@@ -210,20 +247,24 @@ class Revalidator:
             return
         for room in target.rooms:
             self._leave_room(target, room, calls)
+        if target.finished and not target.zombi and non_zombi_action != "delete":
+            return
+        if not self._unchanged(target, calls):
+            return
         if target.zombi or non_zombi_action == "delete":
             self._delete(target, calls)
-        elif not target.finished:
+        else:
             result = calls.run("finish", stream, self.client.finish_broadcast, app, stream)
             if not result.success:
                 raise Decided("failed", "write_failed", f"finish: {result.message or 'success=false'}")
 
     def _unchanged(self, target: Target, calls: Calls) -> bool:
-        """Re-read before touching rooms and record: False when the record is gone; aborts if its heartbeat moved."""
+        """The record as the alert's evidence saw it (True), gone (False), or moved on (aborts: alive)."""
         again = calls.run("get", f"broadcast {target.stream_id}", self.client.get_broadcast, target.app,
                           target.stream_id).broadcast
         if again is None:
-            return bool(target.rooms)  # the record went with the stop; its room listing may remain
-        if again.update_time_ms != target.evidence_ms:
+            return False
+        if again.update_time_ms != target.evidence_ms or not ghost.is_pushed(again):
             raise Decided("failed", "heartbeat_resumed",
                           f"updateTime moved to {again.update_time_ms} during the eviction; nothing else written")
         return True

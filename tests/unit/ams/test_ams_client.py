@@ -324,3 +324,11 @@ def test_fake_ams_answers_like_the_recorded_responses(name):
     assert response.status_code == recorded["status"]
     assert response.json() == recorded["body"]
     assert response.headers["Date"] == recorded["headers"]["Date"]
+
+
+def test_a_record_answered_for_another_id_is_malformed(fake282, connect):
+    """A proxy or a broken AMS answering GET /{id} with another record must never be acted on."""
+    other = next(b for b in fixture("v2.8.2_broadcasts_list.json")["body"] if b["streamId"] == "f3kQ9xLmPa2W")
+    fake282.fail(r"/broadcasts/g7hGhost0001$", json.dumps(other).encode())
+    with pytest.raises(AmsMalformedError, match="answered"):
+        connect(fake282).get_broadcast(APP, "g7hGhost0001")

@@ -76,3 +76,29 @@ def test_a_record_ams_already_reads_finished_gets_no_finishing_put():
     ams.add("ghost1", zombi=False, status="finished")
     assert _decide(ams) == ("evicted", "ok")
     assert ("finish", "ghost1") not in ams.writes and ("remove_subtrack", "room1/ghost1") in ams.writes
+
+
+class GoneWithTheStop(FakeAms):
+    """AMS's own stop (or another replica) removes the record; the id is free for a new publisher."""
+
+    def stop_broadcast(self, app, stream):
+        result = super().stop_broadcast(app, stream)
+        self.records.pop(stream, None)
+        return result
+
+
+def test_a_record_gone_after_the_stop_gets_no_further_write():
+    ams = GoneWithTheStop()
+    ams.add("ghost1")
+    assert _decide(ams)[0] == "evicted" and ams.writes == [("stop", "ghost1")]
+
+
+def test_a_failed_eviction_that_wrote_keeps_its_slot_under_the_caps():
+    """A stop that reached a live publisher counts: a crafted alert cannot stop participants past the caps."""
+    ams = StopFindsPublisher()
+    for stream in ("b1", "b2", "b3"):
+        ams.add(stream)
+    deps, _ = build_deps({"main": ams}, config=remediator_config(caps={"max_evictions_per_app": 2}, concurrency=1))
+    response = post(app_client(deps), notification(*(alert(s) for s in ("b1", "b2", "b3"))))
+    assert [o["reason"] for o in response.get_json()["outcomes"]] == ["alive_on_stop", "alive_on_stop", "rate_limited"]
+    assert ams.writes == [("stop", "b1"), ("stop", "b2")]

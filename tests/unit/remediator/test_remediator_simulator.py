@@ -370,7 +370,17 @@ def _dead_node_world(world, version: str, participants: int = 6, **config):
         assert w.sim.join(APP, "room1", stream, node="10.0.0.2")
     w.sim.kill_node("10.0.0.2")
     w.clock.advance(max(THRESHOLD, 25.0) + 2.0)  # dead after 4 x 5 s on 3.x (2 x 5 s on 2.8.x)
+    w.deps.remediator.revalidators["main"].clock = w.clock.now  # its own clock, here the simulated one
     return w, doomed
+
+
+def _post_confirmed(w, alerts):
+    """Post; the first answer defers until the registry heartbeat has stood still here too; post again."""
+    first = post(w.client, notification(*alerts))
+    assert first.status_code == 503 and w.writes() == []
+    assert {o["reason"] for o in first.get_json()["outcomes"]} == {"node_unconfirmed"}
+    w.clock.advance(7.0)
+    return post(w.client, notification(*alerts))
 
 
 def _dead_alert(w, stream):
@@ -380,7 +390,7 @@ def _dead_alert(w, stream):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_dead_nodes_participants_are_evicted_past_the_blast_radius_once_ams_confirms_the_death(world, version):
     w, doomed = _dead_node_world(world, version)
-    response = post(w.client, notification(*[_dead_alert(w, s) for s in doomed]))
+    response = _post_confirmed(w, [_dead_alert(w, s) for s in doomed])
     assert {(o["decision"], o["reason"]) for o in response.get_json()["outcomes"]} == {("evicted", "dead_node")}
     assert not set(doomed) & set(w.sim.room_members(APP, "room1"))
     assert {write.stream_id for write in w.sim.writes} == set(doomed)
@@ -418,7 +428,7 @@ def test_an_alert_that_calls_a_live_nodes_ghost_dead_is_not_believed(world, vers
 
 def test_the_dead_node_budget_bounds_evictions_per_ams(world):
     w, doomed = _dead_node_world(world, "3.0.0", dead_node={"max_evictions": 2, "window_seconds": 600})
-    response = post(w.client, notification(*[_dead_alert(w, s) for s in doomed]))
+    response = _post_confirmed(w, [_dead_alert(w, s) for s in doomed])
     reasons = sorted(o["reason"] for o in response.get_json()["outcomes"])
     assert reasons == ["dead_node"] * 2 + ["rate_limited"] * (len(doomed) - 2)
 
@@ -444,3 +454,21 @@ def test_a_ghost_is_evicted_and_listed_nowhere_on_either_store(world, version, s
     assert "ghost1" not in w.sim.room_members(APP, "room1") and w.sim.broadcast(APP, "ghost1") is None
     assert {write.stream_id for write in w.sim.writes} == {"ghost1"}
     assert w.sim.reconnect(APP, "ghost1")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_live_node_whose_clock_lags_reads_dead_on_ams_but_is_never_treated_as_dead(world, version):
+    """AMS compares the answering node's clock with the registry heartbeat the node wrote with its own."""
+    w = world(version, sim={"nodes": [{"address": "10.0.0.1"}, {"address": "10.0.0.2", "clock_offset_seconds": -60.0},
+                                      {"address": "10.0.0.3"}]},
+              server_secret=SERVER_SECRET, blast_radius={"enabled": True, "max_share": 0.25, "min_count": 3})
+    w.deps.remediator.revalidators["main"].clock = w.clock.now
+    doomed = [f"lag{i}" for i in range(6)]
+    for stream in doomed:
+        assert w.sim.join(APP, "room1", stream, node="10.0.0.2")
+        assert w.sim.drop(APP, stream)
+    for _ in range(4):  # AMS keeps calling it dead; its registry heartbeat keeps moving
+        w.clock.advance(THRESHOLD)
+        response = post(w.client, notification(*[_dead_alert(w, s) for s in doomed]))
+        assert {o["reason"] for o in response.get_json()["outcomes"]} <= {"node_unconfirmed", "node_alive"}
+    assert w.writes() == []
