@@ -54,6 +54,9 @@ class Remediator:
         self.dead_node_caps = DeadNodeCaps(config.dead_node)
         self.flagged = FlaggedStreams(config.blast_radius)
         self.handled = HandledAlerts(config.dedup_max_entries)
+        # (ams, app) -> until when evictions there are held: a stop reached a live publisher.
+        self._held_after_life: dict[tuple[str, str], float] = {}
+        self._held_lock = threading.Lock()
         # Alerts of one notification run on its own thread plus up to concurrency - 1 shared workers, the
         # workers taking notifications in turns; at most max_concurrent_notifications are worked on at once.
         self._pool = FairPool(workers=max(1, concurrency), per_batch=max(1, concurrency))
@@ -247,6 +250,10 @@ class Remediator:
         refused = denied_by(self.config.allow, self.config.deny, outcome.app, target.rooms, outcome.stream_id)
         if refused:
             raise Decided("skipped", "denied", refused)
+        with self._held_lock:
+            held = self._held_after_life.get((outcome.ams, outcome.app), 0.0) - self.clock()
+        if held > 0:
+            raise Decided("skipped", "held_after_life", f"a stop reached a live publisher here; {held:.0f} s left")
         blast = self.config.blast_radius
         if not blast.enabled or dead_node:
             return
@@ -287,7 +294,16 @@ class Remediator:
         raise Decided("evicted", reason, target.plan(self.config.non_zombi_action))
 
     def _record(self, outcome: Outcome) -> None:
-        """Decision counter and audit line."""
+        """Decision counter and audit line; a stop that met a live publisher holds its app for a while.
+
+        Evidence that matched a live stream means the heartbeats themselves misled (say, AMS's clock
+        stepped back and it writes none until the clock catches up): the app's other "ghosts" may be
+        alive too, so nothing more is evicted there for the blast-radius window.
+        """
+        if outcome.reason == "alive_on_stop" and outcome.mapped:
+            with self._held_lock:
+                self._held_after_life[(outcome.ams, outcome.app)] = (
+                    self.clock() + self.config.blast_radius.window_seconds)
         ams, app = (outcome.ams, outcome.app) if outcome.mapped else ("", "")
         self.metrics.decisions.labels(ams=ams, app=app, outcome=outcome.outcome, reason=outcome.reason).inc()
         self.audit.write(outcome.as_dict())

@@ -14,7 +14,7 @@ __all__ = ["RemediatorMetrics", "DECISIONS", "AMS_ACTIONS", "AMS_RESULTS", "WEBH
 DECISIONS = (
     ("evicted", "ok"), ("evicted", "dead_node"),
     ("dry_run", "ok"), ("dry_run", "dead_node"), ("skipped", "node_alive"), ("skipped", "node_unknown"),
-    ("deferred", "node_unconfirmed"),
+    ("deferred", "node_unconfirmed"), ("skipped", "held_after_life"),
     ("skipped", "not_ghost"), ("skipped", "main_track"), ("skipped", "not_pushed"), ("skipped", "denied"),
     ("skipped", "silenced"), ("skipped", "inhibited"), ("skipped", "not_active"),
     ("skipped", "rate_limited"), ("skipped", "blast_radius"), ("skipped", "duplicate"),

@@ -93,12 +93,16 @@ def test_a_record_gone_after_the_stop_gets_no_further_write():
     assert _decide(ams)[0] == "evicted" and ams.writes == [("stop", "ghost1")]
 
 
-def test_a_failed_eviction_that_wrote_keeps_its_slot_under_the_caps():
-    """A stop that reached a live publisher counts: a crafted alert cannot stop participants past the caps."""
+def test_a_stop_that_reached_a_live_publisher_holds_the_app_and_keeps_its_caps_slot():
+    """Heartbeats misled once (evidence matched a live stream): the app's other "ghosts" may be alive too."""
     ams = StopFindsPublisher()
     for stream in ("b1", "b2", "b3"):
         ams.add(stream)
     deps, _ = build_deps({"main": ams}, config=remediator_config(caps={"max_evictions_per_app": 2}, concurrency=1))
-    response = post(app_client(deps), notification(*(alert(s) for s in ("b1", "b2", "b3"))))
-    assert [o["reason"] for o in response.get_json()["outcomes"]] == ["alive_on_stop", "alive_on_stop", "rate_limited"]
-    assert ams.writes == [("stop", "b1"), ("stop", "b2")]
+    client = app_client(deps)
+    assert [o["reason"] for o in post(client, notification(alert("b1"))).get_json()["outcomes"]] == ["alive_on_stop"]
+    response = post(client, notification(alert("b2"), alert("b3")))
+    assert [o["reason"] for o in response.get_json()["outcomes"]] == ["held_after_life"] * 2
+    assert ams.writes == [("stop", "b1")]
+    assert deps.remediator.caps.reserve(("main", "WebRTCAppEE"), deps.remediator.clock()) is None  # b1 kept its slot
+    assert deps.remediator.caps.reserve(("main", "WebRTCAppEE"), deps.remediator.clock()) == "caps.max_evictions_per_app"
