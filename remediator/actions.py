@@ -226,6 +226,7 @@ class Remediator:
         (again), or does not list, stops the eviction: it was not counted towards the blast radius.
         """
         if _label(alert, "origin") != DEAD_ORIGIN or not revalidator.reads_nodes:
+            revalidator.watch_nodes()
             return False
         dead = revalidator.node_dead(target.origin, calls)
         if dead is None:

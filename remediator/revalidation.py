@@ -21,6 +21,7 @@ WRITES = frozenset({"stop", "remove_subtrack", "remove_room_member", "delete", "
 # heartbeat within it whatever its clock says.
 NODE_HEARTBEAT_SECONDS = 6.0
 MAX_NODES_REMEMBERED = 10000
+REGISTRY_REUSE_SECONDS = 1.0  # one registry read serves the alerts of a notification
 # Removal attempts per room: AMS lists an id at most twice (see _leave_room); one more to be sure.
 MAX_ROOM_REMOVALS = 3
 
@@ -147,6 +148,7 @@ class Revalidator:
         self.apps = frozenset(server.apps)
         self.clock = clock  # this process's monotonic clock: how long things stood still, never AMS's
         self._nodes: dict[str, tuple[int, float]] = {}  # node ip -> (lastUpdateTime seen, when first seen so)
+        self._registry_cache: tuple[float, object] | None = None
         self._lock = threading.Lock()
         self._live: dict[str, tuple[float, int]] = {}
 
@@ -190,7 +192,7 @@ class Revalidator:
         """
         if not self.reads_nodes or not origin:
             return None
-        nodes = calls.run("get", "cluster nodes", self.client.cluster_nodes)
+        nodes = calls.run("get", "cluster nodes", self._read_registry)
         node = next((n for n in nodes or () if n.ip == origin), None)
         if node is None:
             return None
@@ -201,6 +203,33 @@ class Revalidator:
             raise Decided("deferred", "node_unconfirmed",
                           f"AMS reads {node.ip} dead; its registry heartbeat has stood still {still:.1f} s here")
         return True
+
+    def watch_nodes(self) -> None:
+        """Read the registry (at most once a second) so that a node's stillness is known before it is needed.
+
+        Ghosts of a node that died fire first as ghosts of a live node (AMS needs 20 s to call it dead):
+        reading the registry then means its death can be confirmed at once when AMS says it. A read that
+        fails costs nothing here: node_dead reads again when it matters.
+        """
+        if self.reads_nodes:
+            try:
+                self._read_registry()
+            except AmsError:
+                pass
+
+    def _read_registry(self):
+        """AMS's node list, reused for a second; every fresh read updates the nodes' stillness."""
+        now = self.clock()
+        with self._lock:
+            cached = self._registry_cache
+            if cached is not None and now - cached[0] < REGISTRY_REUSE_SECONDS:
+                return cached[1]
+        nodes = self.client.cluster_nodes()
+        for node in nodes or ():
+            self._registry_still(node.ip, node.last_update_ms)
+        with self._lock:
+            self._registry_cache = (now, nodes)
+        return nodes
 
     def _registry_still(self, ip: str, last_update_ms: int) -> float:
         """Seconds this process has seen the node's registry heartbeat keep its value."""
