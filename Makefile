@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 
 .PHONY: test demo bench venv system-deps deploy-deps apt-python-venv clean
 
-test: venv system-deps deploy-deps
-	$(PY) -m pytest
+test: venv system-deps deploy-deps client-deps
+	cd client && npm test
+	CLIENT_BROWSER_TEST=required $(PY) -m pytest
 
 demo: venv system-deps
 	$(PY) -m demo
@@ -64,6 +65,22 @@ deploy-deps:
 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
 	done; \
 	hint=""; $(APT_INSTALL_MISSING)
+
+# The client kit (client/): node and npm for its tests against the real WebRTCAdaptor, Debian's
+# Chromium for the browser test (tests/client), the adaptor versions from the lock file.
+.PHONY: client-deps client-test
+client-deps:
+	@missing=""; \
+	for pair in node:nodejs npm:npm chromium:chromium; do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	hint=""; $(APT_INSTALL_MISSING)
+	cd client && npm ci --no-audit --no-fund
+
+# Here the browser test must run: a missing Chromium or package fails it instead of skipping it.
+client-test: venv client-deps
+	cd client && npm test
+	CLIENT_BROWSER_TEST=required $(PY) -m pytest tests/client
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
