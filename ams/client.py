@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timezone
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import quote
 
 import httpcore
@@ -37,6 +38,7 @@ from ams.model import (
     decode_json,
     parse_broadcast,
     parse_broadcast_page,
+    parse_broadcast_statistics,
     parse_cluster_node_page,
     parse_conference_room,
     parse_conference_room_page,
@@ -590,6 +592,14 @@ class AmsClient:
             raise AmsMalformedError(f"broadcast: asked for {stream_id!r}, AMS answered {broadcast.stream_id!r}")
         return Fetched(broadcast, reply.server_time)
 
+    def broadcast_statistics(self, app: str, stream_id: str) -> int:
+        """totalRTMPWatchersCount of GET /{id}/broadcast-statistics: -1 unless THIS node holds a live broadcast
+        scope for the stream, the lookup that also makes a stop succeed (MultiThreadedApplicationAdapter
+        L803-813). A read: never forwarded to another node (RestProxyFilter L53 @2.8.2, L52 @3.0.3)."""
+        data, _ = self._get_json(f"{self._base(app)}/{seg(stream_id)}/broadcast-statistics", app,
+                                 "broadcast statistics")
+        return parse_broadcast_statistics(data)
+
     def get_room_members(self, app: str, room_id: str) -> set[str]:
         """Stream ids listed in a room, from every room model the version has."""
         return set(self.room_view(app, room_id).members)
@@ -686,20 +696,32 @@ class AmsClient:
         params = {"deleteSubtracks": "false"} if self.version(app).delete_subtracks_param else None
         return self._write("DELETE", f"{self._base(app)}/{seg(stream_id)}", app, params)
 
-    def finish_broadcast(self, app: str, stream_id: str) -> Result:
-        """Set status finished: partial PUT where safe (2.10.1+), else the full fresh record (never partial)."""
+    def finish_broadcast(self, app: str, stream_id: str, expect_update_ms: int | None = None) -> Result:
+        """Set status finished (see update_broadcast)."""
+        return self.update_broadcast(app, stream_id, {"status": "finished"}, expect_update_ms)
+
+    def update_broadcast(self, app: str, stream_id: str, changes: dict[str, Any],
+                         expect_update_ms: int | None = None) -> Result:
+        """PUT /{id}: a partial body where safe (2.10.1+), else the full fresh record changed (never partial).
+
+        expect_update_ms: on versions that need the full record, the PUT is sent only if the record read
+        for it still carries that updateTime (a record that moved on is answered success=false, unsent).
+        """
         version = self.version(app)
         path = f"{self._base(app)}/{seg(stream_id)}"
         if version.partial_put_safe:
-            return self._write("PUT", path, app, body={"status": "finished"})
+            return self._write("PUT", path, app, body=changes)
         if not version.known:
             raise AmsError(f"refusing PUT on unrecognised AMS version {version.name!r}: a partial body may wipe fields")
         data, reply = self._get_json(path, app, "broadcast", allow_404=True)
         if reply.status_code == 404:
             return Result(False, "broadcast not found", status_code=404)
-        if not isinstance(data, dict) or parse_broadcast(data) is None:
+        record = parse_broadcast(data) if isinstance(data, dict) else None
+        if record is None or record.stream_id != stream_id:
             raise AmsMalformedError("broadcast: cannot PUT back a malformed record")
-        return self._write("PUT", path, app, body={**data, "status": "finished"})
+        if expect_update_ms is not None and record.update_time_ms != expect_update_ms:
+            return Result(False, f"updateTime moved to {record.update_time_ms}; not written", status_code=409)
+        return self._write("PUT", path, app, body={**data, **changes})
 
 
 def _require_list(path: str, reply: _Reply, data) -> None:

@@ -44,6 +44,15 @@ def heartbeat_period(server: AmsServer, version: AmsVersion) -> float:
     return server.heartbeat_seconds if server.heartbeat_seconds else version.heartbeat_seconds
 
 
+def witness_seconds(server: AmsServer, version: AmsVersion) -> float:
+    """How long one reader must itself see updateTime unchanged before no live publisher can be behind it.
+
+    A live publisher writes once more than a period has passed since its last write (MuxAdaptor L859
+    @2.8.2, L1006 @3.0.3), and the write shows after AMS's write delay and read cache.
+    """
+    return heartbeat_period(server, version) + AMS_WRITE_DELAY_SECONDS + AMS_READ_CACHE_SECONDS
+
+
 def stale_threshold(server: AmsServer, version: AmsVersion) -> float:
     """Seconds updateTime must keep its value before a live-claiming publisher is a ghost.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import json
 import re
 import sys
@@ -388,6 +390,28 @@ def parse_cluster_node_page(data: Any) -> list[ClusterNode]:
     return nodes
 
 
+def parse_broadcast_statistics(data: Any) -> int:
+    """totalRTMPWatchersCount of a BroadcastStatistics: -1 unless the answering node holds a live broadcast
+    scope for the stream (RestServiceBase L1317-1339 @2.8.2, L1225-1247 @3.0.3)."""
+    if not isinstance(data, dict):
+        raise AmsMalformedError("broadcast statistics: expected a JSON object")
+    value = data.get("totalRTMPWatchersCount")
+    if type(value) is not int or not -1 <= value < 2**31:
+        raise AmsMalformedError("broadcast statistics: totalRTMPWatchersCount missing or not an integer >= -1")
+    return value
+
+
+def is_node_address(value: Any) -> bool:
+    """True for a registry address that may stand as a URL host: an IP address or a DNS name, nothing else."""
+    if type(value) is not str or not 0 < len(value) <= 253:
+        return False
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return _HOSTNAME.fullmatch(value) is not None
+
+
 def parse_result(data: Any, status_code: int = 200) -> Result:
     """Parse AMS's Result {success, message, dataId, errorId}."""
     if not isinstance(data, dict):
@@ -514,6 +538,9 @@ def _float(value: Any) -> float | None:
 def _bool(value: Any) -> bool | None:
     """A JSON boolean, else None."""
     return value if type(value) is bool else None
+
+
+_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 
 
 def is_stream_id(value: Any) -> bool:

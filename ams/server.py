@@ -14,6 +14,12 @@ DEFAULT_STALE_HEARTBEATS = 2
 # webRTCClientStartTimeoutMs (AppSettings L1464-1470 @2.8.2, L875-881 @3.0.3, 10000 by default): the
 # window in which a publisher whose network blinked may resume its session with the same record.
 DEFAULT_RECONNECT_GRACE_SECONDS = 10.0
+# The REST base of one cluster node, `{ip}` its registry address: AMS's own RestProxyFilter forwards
+# to http://{originAdress}:{defaultHttpPort}/ (RestProxyFilter L118-124 @2.8.2), 5080 by default.
+DEFAULT_NODE_URL = "http://{ip}:5080"
+# Red5 closes a silent RTMP connection after rtmp.max_inactivity (60000 ms in red5.properties;
+# RTMPConnection L1826-1873 @2.8.2): until then a dropped RTMP publisher still holds its scope on 2.8.x.
+DEFAULT_RTMP_INACTIVITY_SECONDS = 60.0
 DEFAULT_MAX_RECORDS = 100_000
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 SECRET_FIELDS = ("jwt_secret", "jwt_token", "server_jwt_secret")
@@ -54,6 +60,14 @@ class AmsServer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     max_response_bytes: Annotated[int, _range(65536, 1 << 30)] = DEFAULT_MAX_RESPONSE_BYTES
     ca_file: str | None = None
     tls_insecure_skip_verify: bool = False
+    # Cluster: where one node answers for itself (reads that decide a write, the stop), `{ip}` taken
+    # only from AMS's node registry. Used only when the registry can be read (server_jwt_secret).
+    node_url: str = DEFAULT_NODE_URL
+    rtmp_inactivity_seconds: Annotated[float, _range(0.0, 3600.0)] = DEFAULT_RTMP_INACTIVITY_SECONDS
+
+    def node_base(self, ip: str) -> str:
+        """node_url for one registry address (IPv6 in brackets); the caller checked ip with is_node_address."""
+        return self.node_url.replace("{ip}", f"[{ip}]" if ":" in ip else ip)
 
     def __repr__(self) -> str:
         """Like the default, with secrets masked."""

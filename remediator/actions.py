@@ -9,27 +9,31 @@ import time
 from typing import Callable, Mapping
 
 from ams.client import deadline_scope
+from ams.errors import AmsError
 from ams.model import is_stream_id
 from remediator.alerts import Alert, Notification
 from remediator.fairpool import NOT_RUN, FairPool
 from remediator.audit import AuditLog
 from service.config import RemediatorConfig
-from remediator.guards import DeadNodeCaps, EvictionCaps, FlaggedStreams, HandledAlerts, denied_by
+from remediator.guards import DeadNodeCaps, EvictionCaps, FlaggedStreams, HandledAlerts, Hold, LifeHolds, denied_by
 from remediator.metrics import RemediatorMetrics
 from remediator.outcomes import Decided, Outcome
 from remediator.revalidation import Revalidator, Target
+from remediator.witness import NODE_HEARTBEAT_SECONDS
 from remediator.silences import AlertmanagerCheck, AlertmanagerUnavailableError
 
 __all__ = ["Outcome", "Remediator", "Decided", "REMEDIATION"]
 
 log = logging.getLogger("remediator")
 REMEDIATION = "delete_stream"
-GHOST_ALERT = "AntMediaGhostStream"
-DEAD_ORIGIN = "dead"  # the rule's origin label for a ghost whose origin node AMS reports dead  # the only alert whose evidence (heartbeat_timestamp) this acts on
+GHOST_ALERT = "AntMediaGhostStream"  # the only alert whose evidence (heartbeat_timestamp) this acts on
+DEAD_ORIGIN = "dead"  # the rule's origin label for a ghost whose origin node AMS reports dead
 # Configured names (ams, app); anything else (a URL, a path) is refused before any lookup or request.
 _NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.\-]{1,200}$")
 # How long a notification may wait for one of max_concurrent_notifications before it is answered 503.
 SLOT_WAIT_SECONDS = 1.0
+# Time kept after the wait for a heartbeat's stillness, for the alerts' own reads and writes.
+WITNESS_MARGIN_SECONDS = 2.0
 
 
 def _label(alert: Alert, key: str) -> str:
@@ -43,7 +47,8 @@ class Remediator:
     def __init__(self, config: RemediatorConfig, revalidators: Mapping[str, Revalidator],
                  metrics: RemediatorMetrics, audit: AuditLog,
                  alertmanager: AlertmanagerCheck | None = None,
-                 clock: Callable[[], float] = time.time, concurrency: int = 4) -> None:
+                 clock: Callable[[], float] = time.time, concurrency: int = 4,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
         self.revalidators = dict(revalidators)
         self.metrics = metrics
@@ -54,9 +59,8 @@ class Remediator:
         self.dead_node_caps = DeadNodeCaps(config.dead_node)
         self.flagged = FlaggedStreams(config.blast_radius)
         self.handled = HandledAlerts(config.dedup_max_entries)
-        # (ams, app) -> until when evictions there are held: a stop reached a live publisher.
-        self._held_after_life: dict[tuple[str, str], float] = {}
-        self._held_lock = threading.Lock()
+        self.holds = LifeHolds()
+        self.sleep = sleep  # the wait for a heartbeat to stand still long enough (a fake one in tests)
         # Alerts of one notification run on its own thread plus up to concurrency - 1 shared workers, the
         # workers taking notifications in turns; at most max_concurrent_notifications are worked on at once.
         self._pool = FairPool(workers=max(1, concurrency), per_batch=max(1, concurrency))
@@ -88,6 +92,7 @@ class Remediator:
         # Services found unreachable in this notification: later alerts defer at once instead of
         # each waiting for its own timeout (the whole answer would outlast Alertmanager's patience).
         down: set[str] = set()
+        self._witness_first([notification.alerts[i] for i in pending], deadline, down)
         results = self._pool.map(lambda i: self.decide(notification.alerts[i], down, deadline), pending, deadline)
         for i, result in zip(pending, results):
             if isinstance(result, Outcome):
@@ -97,6 +102,36 @@ class Remediator:
                 outcomes[i] = self._deferred(notification.alerts[i], "timeout",
                                              f"{why} within notification_timeout_seconds")
         return outcomes
+
+    def _witness_first(self, alerts: list[Alert], deadline: float, down: set[str]) -> None:
+        """Read each named stream once, then wait until every heartbeat shown has stood still long enough here.
+
+        The wait happens once per notification and only when it ends well before the notification's
+        deadline; otherwise the alerts are deferred (503) by the pipeline and Alertmanager's next
+        delivery finds the first sighting already recorded.
+        """
+        def one(alert: Alert) -> float | None:
+            ams, app, stream = _label(alert, "ams"), _label(alert, "app"), _label(alert, "stream_id")
+            revalidator = self.revalidators.get(ams)
+            if revalidator is None or app not in revalidator.apps or not is_stream_id(stream) or f"ams:{ams}" in down:
+                return None
+            try:
+                with deadline_scope(until):
+                    revalidator.watch_nodes()
+                    return revalidator.witness(app, stream, alert.heartbeat_ms, revalidator.calls([]))
+            except Decided as decision:
+                if decision.reason == "ams_unavailable":
+                    down.add(f"ams:{ams}")
+                return None  # the pipeline reads again and decides
+            except AmsError:
+                return None
+
+        # Half the notification's time at most: the pipeline needs the rest (it records first sightings too).
+        until = time.monotonic() + (deadline - time.monotonic()) / 2
+        waits = [w for w in self._pool.map(one, alerts, until) if isinstance(w, float)]
+        longest = max(waits, default=0.0)
+        if 0.0 < longest and time.monotonic() + longest + WITNESS_MARGIN_SECONDS < deadline:
+            self.sleep(longest)
 
     def _flag(self, alert: Alert, now: float) -> None:
         """Count a firing remediation alert towards its app's blast radius (configured apps, valid ids only)."""
@@ -177,8 +212,9 @@ class Remediator:
         return bool(path) and os.path.exists(path)
 
     def _settle_once(self, alert: Alert, outcome: Outcome, down: set[str]) -> None:
-        """Idempotency: one settled decision per (ams, app, stream, startsAt)."""
-        key = (outcome.ams, outcome.app, outcome.stream_id, alert.starts_at.timestamp())
+        """Idempotency: one settled decision per (ams, app, stream, room, startsAt): one id listed in two
+        rooms is two alerts, each of which must see its room cleared."""
+        key = (outcome.ams, outcome.app, outcome.stream_id, alert.starts_at.timestamp(), outcome.room or "")
         if self.handled.outcome(key) is None:
             # Locked per stream, not per alert: two alerts for one stream (say from Prometheus
             # replicas with distinct labels) must not evict it twice at once.
@@ -203,7 +239,7 @@ class Remediator:
             raise
 
     def _act(self, alert: Alert, outcome: Outcome, key: tuple) -> None:
-        """Silence re-check, revalidation, guards, then the eviction (or its dry run)."""
+        """Silence re-check, revalidation, the origin node, guards, own stillness, then the eviction (or its dry run)."""
         self._check_alertmanager(alert)
         revalidator = self.revalidators[outcome.ams]
         calls = revalidator.calls(outcome.calls)
@@ -214,26 +250,101 @@ class Remediator:
                 self.handled.settle(key, "not_found")
             raise
         outcome.room = target.room or outcome.room
-        dead_node = self._on_dead_node(alert, target, revalidator, calls)
-        self._guard(target, outcome, revalidator, calls, dead_node)
-        self._evict(alert, target, outcome, key, revalidator, calls, dead_node)
+        node = revalidator.origin_node(target, calls)
+        ip = node.ip if node is not None else None
+        calls.gate = lambda: self._gate(outcome.ams, outcome.app, ip)
+        dead_node = self._on_dead_node(alert, target, node, revalidator, calls)
+        self._guard(target, outcome, revalidator, calls, dead_node, ip)
+        self._witnessed(target, outcome, revalidator, None if dead_node else node)
+        stopper = None if dead_node else self._no_life_on_origin(target, outcome, revalidator, node, calls)
+        self._evict(alert, target, outcome, key, revalidator, calls, dead_node, stopper, ip)
 
-    def _on_dead_node(self, alert: Alert, target: Target, revalidator: Revalidator, calls) -> bool:
-        """True when the alert says origin=dead and AMS's node registry, read now, agrees.
+    def _on_dead_node(self, alert: Alert, target: Target, node, revalidator: Revalidator, calls) -> bool:
+        """True when the alert says origin=dead and the node is dead by every measure this process has.
 
-        The node is the record's own originAdress from the fresh read, never the alert's label.
-        Without a server secret the ghost takes the guards of live nodes; a node AMS reads alive
-        (again), or does not list, stops the eviction: it was not counted towards the blast radius.
+        Dead here means: AMS's registry reads it dead, its registry heartbeat has stood still across this
+        process's own reads for more than a node period (AMS's verdict compares two clocks), and its
+        host does not answer. A host that answers is a node that serves but does not write (it lost its
+        database, or its clock stepped): held for a human. A registry heartbeat that moves is a live
+        node whose clock lags the reader's: its ghosts take the live-node path, blast radius included.
         """
         if _label(alert, "origin") != DEAD_ORIGIN or not revalidator.reads_nodes:
-            revalidator.watch_nodes()
             return False
-        dead = revalidator.node_dead(target.origin, calls)
-        if dead is None:
+        if node is None:
             raise Decided("skipped", "node_unknown", f"AMS lists no node {target.origin or '(none)'}")
-        if not dead:
-            raise Decided("skipped", "node_alive", f"AMS reads origin node {target.origin} alive")
+        writing = revalidator.nodes.writing(node.ip)
+        if writing:
+            self.flagged.flag((_label(alert, "ams"), target.app), target.stream_id, self.clock())
+            return False
+        if not node.dead:
+            raise Decided("skipped", "node_alive", f"AMS reads origin node {node.ip} alive")
+        if writing is None:
+            raise Decided("deferred", "node_unconfirmed",
+                          f"AMS reads {node.ip} dead; its registry heartbeat has stood still "
+                          f"{revalidator.nodes.still_for(node.ip):.1f} s here")
+        if revalidator.scope(revalidator.node_client(node.ip), target, node.ip, calls) is not None:
+            raise Decided("skipped", "node_not_writing",
+                          f"AMS reads {node.ip} dead but its host answers: it serves without writing")
         return True
+
+    def _witnessed(self, target: Target, outcome: Outcome, revalidator: Revalidator, node) -> None:
+        """The heartbeat has stood still long enough on this process's clock, and on its node's own.
+
+        On a cluster node the registry heartbeat and the stream's updateTime are written with the same
+        clock: a stream's updateTime ahead of its node's registry heartbeat by more than a node period
+        means that clock stepped back, and sessions that existed before the step write nothing until it
+        has caught up (MuxAdaptor L855-868 @2.8.2, L990-1034 @3.0.3): the node is held until then.
+        """
+        window = revalidator.witness_seconds(target.app)
+        still = revalidator.still_for(target)
+        if still < window:
+            raise Decided("deferred", "observing",
+                          f"heartbeat unchanged {still:.1f} s of {window:.1f} s on this remediator's clock")
+        if node is None:
+            return
+        ahead = (target.evidence_ms - node.last_update_ms) / 1000
+        if ahead > NODE_HEARTBEAT_SECONDS:
+            hold = Hold("clock_stepped_back", target.app, target.stream_id, target.evidence_ms, revalidator.clock(),
+                        until_registry_ms=target.evidence_ms + int((window + NODE_HEARTBEAT_SECONDS) * 1000))
+            self.holds.hold(outcome.ams, None, node.ip, hold)
+            raise Decided("skipped", "node_clock_stepped",
+                          f"updateTime {ahead:.1f} s ahead of node {node.ip}'s registry heartbeat: its clock stepped back")
+        if -ahead < window:
+            raise Decided("deferred", "observing", f"node {node.ip}'s own clock has passed the heartbeat by "
+                          f"{-ahead:.1f} s of {window:.1f} s")
+
+    def _no_life_on_origin(self, target: Target, outcome: Outcome, revalidator: Revalidator, node, calls):
+        """Ask the node that would hold the publisher; returns the client the stop goes to.
+
+        AMS forwards no write about a stale record to its origin (RestProxyFilter L101-104 @2.8.2,
+        L100-102 @3.0.3) and a stop looks only at the node that runs it, so both the evidence and the
+        stop go to the origin itself. That node must be writing (its registry heartbeat seen moving
+        here), answer, and hold no live scope for the stream.
+        """
+        client, where = revalidator.client, outcome.ams
+        if node is not None:
+            writing = revalidator.nodes.writing(node.ip)
+            if writing is None:
+                raise Decided("deferred", "node_unconfirmed",
+                              f"registry heartbeat of {node.ip} not yet seen moving here")
+            client, where = revalidator.node_client(node.ip), node.ip
+            if not writing:
+                if revalidator.scope(client, target, where, calls) is None:
+                    raise Decided("deferred", "node_unconfirmed", f"{node.ip} neither writes nor answers")
+                raise Decided("skipped", "node_not_writing",
+                              f"{node.ip}'s registry heartbeat stands still but its host answers")
+        scope = revalidator.scope(client, target, where, calls)
+        if scope is None:
+            raise Decided("deferred", "origin_unreachable", f"{where} does not answer")
+        if scope >= 0:
+            window = revalidator.server.rtmp_inactivity_seconds + revalidator.witness_seconds(target.app)
+            if target.publish_type == "RTMP" and revalidator.still_for(target) < window:
+                # Red5 keeps a silent RTMP connection up to rtmp.max_inactivity (RTMPConnection L1826-1873
+                # @2.8.2): its scope is no evidence of life until that has passed.
+                raise Decided("deferred", "rtmp_window", f"RTMP connection kept by Red5 for up to {window:.0f} s")
+            self._life(outcome, target, revalidator, node.ip if node is not None else None, "alive_on_origin")
+            raise Decided("skipped", "alive_on_origin", f"{where} holds a live scope for the stream")
+        return client
 
     def _check_alertmanager(self, alert: Alert) -> None:
         """Skip what an operator silenced (or an inhibition hides) since the notification left."""
@@ -246,15 +357,15 @@ class Remediator:
         if verdict is not None:
             raise Decided("skipped", verdict)
 
-    def _guard(self, target: Target, outcome: Outcome, revalidator: Revalidator, calls, dead_node: bool) -> None:
-        """Room lists on the room AMS reports, then the blast radius (live nodes only); caps come last."""
+    def _guard(self, target: Target, outcome: Outcome, revalidator: Revalidator, calls, dead_node: bool,
+               node: str | None) -> None:
+        """Room lists on the rooms AMS reports, holds after evidence of life, then the blast radius (live
+        nodes only); caps come last."""
         refused = denied_by(self.config.allow, self.config.deny, outcome.app, target.rooms, outcome.stream_id)
         if refused:
             raise Decided("skipped", "denied", refused)
-        with self._held_lock:
-            held = self._held_after_life.get((outcome.ams, outcome.app), 0.0) - self.clock()
-        if held > 0:
-            raise Decided("skipped", "held_after_life", f"a stop reached a live publisher here; {held:.0f} s left")
+        self._release_holds(outcome.ams, outcome.app, node, revalidator, calls)
+        self._gate(outcome.ams, outcome.app, node)
         blast = self.config.blast_radius
         if not blast.enabled or dead_node:
             return
@@ -265,8 +376,44 @@ class Remediator:
         if flagged > blast.max_share * max(live, 1):
             raise Decided("skipped", "blast_radius", f"{flagged} of {live} live streams flagged")
 
+    def _gate(self, ams: str, app: str, node: str | None) -> None:
+        """Refuse a write while evidence of life holds this app or this origin node."""
+        found = self.holds.holding(ams, app, node)
+        if found is not None:
+            (scope, _, name), hold = found
+            raise Decided("skipped", "held_after_life",
+                          f"{scope} {name} held: {hold.reason} on {hold.app}/{hold.stream}; held until its heartbeat moves")
+
+    def _release_holds(self, ams: str, app: str, node: str | None, revalidator: Revalidator, calls) -> None:
+        """End the holds of this app / node whose witness moved on: its heartbeat resumed, or it is gone
+        or finished (a clock-step hold also needs the node's registry heartbeat past the frozen value)."""
+        for _ in range(2):  # the app's hold, then the node's
+            found = self.holds.holding(ams, app, node)
+            if found is None:
+                return
+            key, hold = found
+            again = calls.run("get", f"broadcast {hold.stream}", revalidator.client.get_broadcast, hold.app,
+                              hold.stream).broadcast
+            moved = again is None or again.status == "finished" or again.update_time_ms != hold.update_ms
+            if hold.until_registry_ms:
+                nodes = calls.run("get", "cluster nodes", revalidator._read_registry) or ()
+                registry = next((n.last_update_ms for n in nodes if n.ip == key[2]), 0)
+                moved = registry >= hold.until_registry_ms
+            if not moved:
+                return
+            log.info("hold on %s %s released: %s/%s moved on", key[0], key[2], hold.app, hold.stream)
+            self.holds.release(key, hold)
+
+    def _life(self, outcome: Outcome, target: Target, revalidator: Revalidator, node: str | None,
+              reason: str) -> None:
+        """Evidence of life: hold the app and the origin node at once, before this alert's decision is written."""
+        self.holds.hold(outcome.ams, outcome.app, node,
+                        Hold(reason, target.app, target.stream_id, target.evidence_ms, revalidator.clock()))
+        log.warning("evidence of life (%s) on %s/%s/%s: writes held there until its heartbeat moves",
+                    reason, outcome.ams, target.app, target.stream_id)
+
     def _evict(self, alert: Alert, target: Target, outcome: Outcome, key: tuple,
-               revalidator: Revalidator, calls, dead_node: bool) -> None:
+               revalidator: Revalidator, calls, dead_node: bool, stopper, node: str | None) -> None:
         """Reserve a slot (the dead-node budget, or the caps), then evict or only say so in dry-run."""
         app_key, now = (outcome.ams, outcome.app), self.clock()
         caps = self.dead_node_caps if dead_node else self.caps
@@ -276,12 +423,14 @@ class Remediator:
         reason = "dead_node" if dead_node else "ok"
         if self.config.dry_run:
             self.handled.settle(key, "dry_run")
-            raise Decided("dry_run", reason, target.plan(self.config.non_zombi_action))
+            raise Decided("dry_run", reason, target.plan(self.config.non_zombi_action, stop=stopper is not None))
         try:
             # Checked again just before writing: a long notification must stop as soon as the file appears.
             if self._kill_switch_on():
                 raise Decided("skipped", "kill_switch", self.config.kill_switch_file or "")
-            revalidator.evict(target, self.config.non_zombi_action, calls)
+            revalidator.evict(target, self.config.non_zombi_action, calls, stopper,
+                              lambda why: self._life(outcome, target, revalidator, node, why),
+                              self.holds.stop_lock(outcome.ams, outcome.app))
         except Decided as decision:
             if not calls.wrote:  # a slot is given back only when nothing reached AMS
                 caps.release((outcome.ams,) if dead_node else app_key, now)
@@ -292,19 +441,10 @@ class Remediator:
         done = self.clock()
         self.metrics.eviction_latency.observe(max(0.0, done - alert.starts_at.timestamp()))
         self.metrics.last_eviction.labels(ams=outcome.ams, app=outcome.app).set(done)
-        raise Decided("evicted", reason, target.plan(self.config.non_zombi_action))
+        raise Decided("evicted", reason, target.plan(self.config.non_zombi_action, stop=stopper is not None))
 
     def _record(self, outcome: Outcome) -> None:
-        """Decision counter and audit line; a stop that met a live publisher holds its app for a while.
-
-        Evidence that matched a live stream means the heartbeats themselves misled (say, AMS's clock
-        stepped back and it writes none until the clock catches up): the app's other "ghosts" may be
-        alive too, so nothing more is evicted there for the blast-radius window.
-        """
-        if outcome.reason == "alive_on_stop" and outcome.mapped:
-            with self._held_lock:
-                self._held_after_life[(outcome.ams, outcome.app)] = (
-                    self.clock() + self.config.blast_radius.window_seconds)
+        """Decision counter and audit line."""
         ams, app = (outcome.ams, outcome.app) if outcome.mapped else ("", "")
         self.metrics.decisions.labels(ams=ams, app=app, outcome=outcome.outcome, reason=outcome.reason).inc()
         self.audit.write(outcome.as_dict())

@@ -4,11 +4,11 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict, deque
 from contextlib import contextmanager
-from typing import Hashable, Iterator
+from typing import Hashable, Iterator, NamedTuple
 
 from service.config import BlastRadius, Caps, DeadNodeBudget, Filters
 
-__all__ = ["denied_by", "DeadNodeCaps", "EvictionCaps", "FlaggedStreams", "HandledAlerts"]
+__all__ = ["denied_by", "DeadNodeCaps", "EvictionCaps", "FlaggedStreams", "HandledAlerts", "Hold", "LifeHolds"]
 
 
 def denied_by(allow: Filters, deny: Filters, app: str, rooms: tuple[str, ...] | None, stream: str) -> str | None:
@@ -185,3 +185,64 @@ class HandledAlerts:
                 entry[1] -= 1
                 if entry[1] == 0:
                     del self._held[key]
+
+
+class Hold(NamedTuple):
+    """Why writes are held somewhere: a stream that showed life, and the heartbeat it showed then."""
+
+    reason: str
+    app: str
+    stream: str
+    update_ms: int
+    since: float  # this process's monotonic clock
+    # A clock step: held until the node's registry heartbeat (its own clock) passes this value too.
+    until_registry_ms: int = 0
+
+
+class LifeHolds:
+    """Evidence of life holds every write of its app and of its origin node until that heartbeat moves.
+
+    Taken the moment the evidence arrives, before the alert's decision is written, and checked right
+    before every write of every alert: a live publisher met once must not be met again by another
+    notification running beside it. Keys are configured (ams, app) pairs and registry nodes: bounded.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holds: dict[tuple[str, str, str], Hold] = {}
+        self._stops: dict[tuple[str, str], threading.Lock] = {}
+
+    def hold(self, ams: str, app: str | None, node: str | None, hold: Hold) -> None:
+        """Hold the app and/or the origin node; a hold already there keeps its witness."""
+        with self._lock:
+            for key in _keys(ams, app, node):
+                self._holds.setdefault(key, hold)
+
+    def holding(self, ams: str, app: str, node: str | None) -> tuple[tuple[str, str, str], Hold] | None:
+        """The hold that applies to a write of this app / node, if any."""
+        with self._lock:
+            for key in _keys(ams, app, node):
+                if key in self._holds:
+                    return key, self._holds[key]
+        return None
+
+    def release(self, key: tuple[str, str, str], hold: Hold) -> None:
+        """End a hold whose witness moved on (only the hold that was judged, not a newer one)."""
+        with self._lock:
+            if self._holds.get(key) == hold:
+                del self._holds[key]
+
+    def all(self) -> dict[tuple[str, str, str], Hold]:
+        """Every hold now (for the metrics)."""
+        with self._lock:
+            return dict(self._holds)
+
+    def stop_lock(self, ams: str, app: str) -> threading.Lock:
+        """One stop at a time per app: the second waits until the first has shown life or none."""
+        with self._lock:
+            return self._stops.setdefault((ams, app), threading.Lock())
+
+
+def _keys(ams: str, app: str | None, node: str | None) -> tuple[tuple[str, str, str], ...]:
+    """The hold keys of an app and an origin node (either may be absent)."""
+    return ((("app", ams, app),) if app else ()) + ((("node", ams, node),) if node else ())

@@ -1,9 +1,10 @@
 """The remediator's own metrics, in a private registry, pre-initialised."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 from service.build import register_process_metrics
 
@@ -14,7 +15,9 @@ __all__ = ["RemediatorMetrics", "DECISIONS", "AMS_ACTIONS", "AMS_RESULTS", "WEBH
 DECISIONS = (
     ("evicted", "ok"), ("evicted", "dead_node"),
     ("dry_run", "ok"), ("dry_run", "dead_node"), ("skipped", "node_alive"), ("skipped", "node_unknown"),
-    ("deferred", "node_unconfirmed"), ("skipped", "held_after_life"),
+    ("deferred", "node_unconfirmed"), ("skipped", "held_after_life"), ("deferred", "observing"),
+    ("skipped", "alive_on_origin"), ("deferred", "rtmp_window"), ("skipped", "node_not_writing"),
+    ("skipped", "node_clock_stepped"), ("deferred", "origin_unreachable"),
     ("skipped", "not_ghost"), ("skipped", "main_track"), ("skipped", "not_pushed"), ("skipped", "denied"),
     ("skipped", "silenced"), ("skipped", "inhibited"), ("skipped", "not_active"),
     ("skipped", "rate_limited"), ("skipped", "blast_radius"), ("skipped", "duplicate"),
@@ -31,7 +34,7 @@ UNMAPPED_DECISIONS = (
     ("skipped", "unknown_ams"), ("skipped", "unknown_app"), ("skipped", "kill_switch"),
     ("failed", "internal_error"), ("deferred", "timeout"), ("deferred", "busy"),
 )
-AMS_ACTIONS = ("get", "stop", "remove_subtrack", "remove_room_member", "delete", "finish")
+AMS_ACTIONS = ("get", "stop", "finish", "remove_subtrack", "remove_room_member", "name_room", "delete")
 AMS_RESULTS = ("success", "failure", "not_found", "unavailable")
 WEBHOOK_CODES = ("200", "400", "401", "413", "503")
 LATENCY_BUCKETS = (5, 10, 15, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 3600)
@@ -71,6 +74,10 @@ class RemediatorMetrics:
             ["ams", "app"], registry=reg)
         register_process_metrics(reg, "antmedia_remediator_build_info", "remediator")
 
+    def watch_holds(self, holds: Callable[[], dict]) -> None:
+        """Export the holds that evidence of life put on apps and nodes, read at each scrape."""
+        self.registry.register(_HoldsCollector(holds))
+
     def _preinit(self, apps: list[tuple[str, str]]) -> None:
         """Create every labelled child at zero."""
         for code in WEBHOOK_CODES:
@@ -84,3 +91,21 @@ class RemediatorMetrics:
             for action in AMS_ACTIONS:
                 for result in AMS_RESULTS:
                     self.ams_requests.labels(ams=ams, action=action, result=result)
+
+
+class _HoldsCollector:
+    """antmedia_remediator_hold{ams,scope,name,reason}: 1 for each app or node whose writes are held."""
+
+    def __init__(self, holds: Callable[[], dict]) -> None:
+        self.holds = holds
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            "antmedia_remediator_hold", "Apps (scope app) and cluster nodes (scope node) whose writes are held "
+            "after evidence of life, until the witness stream's heartbeat moves.", labels=["ams", "scope", "name", "reason"])
+        for (scope, ams, name), hold in sorted(self.holds().items()):
+            family.add_metric([ams, scope, name, hold.reason], 1.0)
+        yield family

@@ -5,6 +5,7 @@ import time
 from typing import Any, Callable
 
 import httpx
+import msgspec
 
 from ams.client import AmsClient
 from remediator.actions import Remediator
@@ -36,13 +37,18 @@ class _DrainedAudit:
 
 def build_deps(settings: Config, ams_transport: httpx.BaseTransport | None = None,
                alertmanager_transport: httpx.BaseTransport | None = None,
-               audit: AuditLog | None = None, clock: Callable[[], float] = time.time) -> Deps:
+               audit: AuditLog | None = None, clock: Callable[[], float] = time.time,
+               monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Deps:
     """One AmsClient per configured AMS (by name), metrics, audit log, Alertmanager check."""
     config = require_remediator(settings)
     pairs = [(server.name, app) for server in settings.ams for app in server.apps]
     metrics = RemediatorMetrics(pairs, dry_run=config.dry_run)
+    def node_client(server):
+        return lambda ip: AmsClient(msgspec.structs.replace(server, url=server.node_base(ip)), transport=ams_transport)
+
     revalidators = {
-        server.name: Revalidator(server, AmsClient(server, transport=ams_transport), metrics)
+        server.name: Revalidator(server, AmsClient(server, transport=ams_transport), metrics,
+                                 clock=monotonic, node_client=node_client(server))
         for server in settings.ams
     }
     alertmanager = None
@@ -52,7 +58,8 @@ def build_deps(settings: Config, ams_transport: httpx.BaseTransport | None = Non
     drain = Drain()
     audit_log = _DrainedAudit(audit or open_audit_log(config.audit_log), drain)
     remediator = Remediator(config, revalidators, metrics, audit_log,
-                            alertmanager=alertmanager, clock=clock, concurrency=config.concurrency)
+                            alertmanager=alertmanager, clock=clock, concurrency=config.concurrency, sleep=sleep)
+    metrics.watch_holds(remediator.holds.all)
     return Deps(remediator=remediator, metrics=metrics, token=config.token,
                 max_body_bytes=config.max_body_bytes, drain=drain)
 
@@ -76,7 +83,7 @@ def close_deps(deps: Deps) -> None:
     remediator = deps.remediator
     remediator.close()
     for revalidator in remediator.revalidators.values():
-        revalidator.client.close()
+        revalidator.close()
     if remediator.alertmanager is not None:
         remediator.alertmanager.close()
     remediator.audit.close()

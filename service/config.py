@@ -279,7 +279,9 @@ def _server(entry: _AmsEntry, where: str, source: _Source) -> AmsServer:
     _unique(entry.apps, where + ".apps", "duplicate application name", index=False)
     secrets = _secrets(entry, where, _AMS_SECRETS, source, "ams")
     ca_file = None if entry.ca_file is None else _existing_file(entry.ca_file, f"{where}.ca_file", source.base)
-    return _narrow(entry, AmsServer, url=check_url(entry.url, f"{where}.url"), ca_file=ca_file, **secrets)
+    node_url = check_node_url(entry.node_url, f"{where}.node_url")
+    return _narrow(entry, AmsServer, url=check_url(entry.url, f"{where}.url"), ca_file=ca_file, node_url=node_url,
+                   **secrets)
 
 
 def _remediator(section: _RemediatorSection, where: str, source: _Source) -> RemediatorConfig:
@@ -392,6 +394,16 @@ def check_url(value: str, where: str) -> str:
         parts.port  # noqa: B018 - raises on an invalid port
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    return value.rstrip("/")
+
+
+def check_node_url(value: str, where: str) -> str:
+    """A base URL template with `{ip}` as its host (the registry address of one cluster node)."""
+    if value.count("{ip}") != 1 or "{" in value.replace("{ip}", "") or "}" in value.replace("{ip}", ""):
+        raise ConfigError(f"{where}: expected a URL with {{ip}} as its host, e.g. http://{{ip}}:5080, got {value!r}")
+    if urlsplit(value.replace("{ip}", "node")).hostname != "node":
+        raise ConfigError(f"{where}: {{ip}} must be the whole host, got {value!r}")
+    check_url(value.replace("{ip}", "node"), where)
     return value.rstrip("/")
 
 

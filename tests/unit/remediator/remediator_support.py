@@ -11,7 +11,7 @@ from typing import Any
 
 from ams.server import AmsServer
 from ams.errors import AmsUnavailableError
-from ams.model import AppSnapshot, Broadcast, Fetched, Result, RoomView, build_rooms, parse_version
+from ams.model import AppSnapshot, Broadcast, ClusterNode, Fetched, Result, RoomView, build_rooms, parse_version
 
 from remediator.actions import Remediator
 from remediator.app import Deps, create_app
@@ -70,6 +70,8 @@ def settings_doc(**overrides: Any) -> dict[str, Any]:
     """A remediator section with relaxed guards; the test's overrides win."""
     doc: dict[str, Any] = {
         "dry_run": False, "webhook_token_env": "REMEDIATOR_TEST_TOKEN", "concurrency": 2,
+        # Room for the remediator's own wait for stillness inside one notification (a fake clock's).
+        "notification_timeout_seconds": 30,
         "caps": {"max_evictions": None, "max_evictions_per_app": None},
         "blast_radius": {"enabled": False},
     }
@@ -97,17 +99,47 @@ class Clock:
         return self.now
 
 
+class Monotonic(Clock):
+    """The remediator's own clock in tests: its waits for stillness pass at once, moving it."""
+
+    def __init__(self) -> None:
+        super().__init__(1000.0)
+        self.slept: list[float] = []
+        self.meanwhile: list = []  # what the world does while the remediator waits (called with the seconds)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        for happen in self.meanwhile:
+            happen(seconds)
+
+
 def build_deps(clients: dict[str, Any], config=None, alertmanager=None, clock=None,
-               servers: dict[str, AmsServer] | None = None):
-    """Deps around injected AMS clients (fakes or real), with an in-memory audit log."""
+               servers: dict[str, AmsServer] | None = None, monotonic: Monotonic | None = None,
+               node_clients: dict[str, Any] | None = None):
+    """Deps around injected AMS clients (fakes or real), with an in-memory audit log.
+
+    monotonic: the remediator's own clock (its stillness waits pass at once); node_clients: the
+    clients of cluster nodes by registry address.
+    """
     config = config or remediator_config()
     servers = servers or {name: server(name) for name in clients}
     pairs = [(s.name, app) for s in servers.values() for app in s.apps]
     metrics = RemediatorMetrics(pairs, dry_run=config.dry_run)
-    revalidators = {n: Revalidator(servers[n], c, metrics) for n, c in clients.items()}
+    monotonic = monotonic or Monotonic()
+    nodes = node_clients or {}
+
+    def node_client(ip: str):
+        if ip not in nodes:
+            raise AmsUnavailableError(f"no test client for node {ip}")
+        return nodes[ip]
+
+    revalidators = {n: Revalidator(servers[n], c, metrics, clock=monotonic, node_client=node_client)
+                    for n, c in clients.items()}
     audit_buffer = io.StringIO()
     remediator = Remediator(config, revalidators, metrics, AuditLog(audit_buffer), alertmanager=alertmanager,
-                            clock=clock or Clock(), concurrency=config.concurrency)
+                            clock=clock or Clock(), concurrency=config.concurrency, sleep=monotonic.sleep)
+    metrics.watch_holds(remediator.holds.all)
     deps = Deps(remediator=remediator, metrics=metrics, token=config.token, max_body_bytes=config.max_body_bytes)
     return deps, audit_buffer
 
@@ -138,19 +170,27 @@ class FakeAms:
         self.writes: list[tuple[str, str]] = []
         self.down = False
         self.refused_calls = 0
+        self.live: set[str] = set()  # streams whose publisher a stop here would find
+        self.scopes: set[str] = set()  # streams this node holds a live broadcast scope for
+        self.nodes: list[ClusterNode] | None = None  # the cluster's registry; None: standalone
         self.server = server()
         self._lock = threading.Lock()
 
     def add(self, stream: str, room: str | None = "room1", age: float = 60.0, zombi: bool = True,
-            status: str = "broadcasting") -> None:
+            status: str = "broadcasting", origin: str = "", publish_type: str = "WebRTC") -> None:
         """A publisher whose last heartbeat is age seconds old (AMS clock)."""
         self.records[stream] = Broadcast(
-            stream_id=stream, status=status, type="liveStream", publish_type="WebRTC",
+            stream_id=stream, status=status, type="liveStream", publish_type=publish_type,
             update_time_ms=int((self.now - age) * 1000), main_track_id=room or "", zombi=zombi,
-            subtrack_ids=None if self.ver.at_least(3, 0) else ())
+            subtrack_ids=None if self.ver.at_least(3, 0) else (), origin=origin)
         if room and room not in self.records:
             self.records[room] = Broadcast(stream_id=room, status="broadcasting", zombi=True,
                                            virtual=True if self.ver.at_least(2, 13) else None)
+
+    def beat(self, stream: str, seconds: float = 1.0) -> None:
+        """The publisher writes a heartbeat: updateTime moves on."""
+        record = self.records[stream]
+        self.records[stream] = replace(record, update_time_ms=record.update_time_ms + int(seconds * 1000))
 
     def _check(self) -> None:
         if self.down:
@@ -184,6 +224,10 @@ class FakeAms:
         self._check()
         return RoomView(frozenset(self.members(room)), False)
 
+    def cluster_nodes(self):
+        self._check()
+        return None if self.nodes is None else tuple(self.nodes)
+
     def snapshot(self, app: str) -> AppSnapshot:
         self._check()
         records = tuple(self.get_broadcast(app, s).broadcast for s in list(self.records))
@@ -197,7 +241,23 @@ class FakeAms:
 
     def stop_broadcast(self, app: str, stream: str) -> Result:
         self._write("stop", stream)
-        return Result(success=False)
+        return Result(success=stream in self.live)
+
+    def broadcast_statistics(self, app: str, stream: str) -> int:
+        """-1 unless a live scope is held here (self.scopes)."""
+        self._check()
+        return 0 if stream in self.scopes else -1
+
+    def update_broadcast(self, app: str, stream: str, changes: dict, expect_update_ms: int | None = None) -> Result:
+        self._write("name_room" if "mainTrackStreamId" in changes else "put", stream)
+        record = self.records.get(stream)
+        if record is None:
+            return Result(success=False, status_code=404)
+        if expect_update_ms is not None and record.update_time_ms != expect_update_ms:
+            return Result(success=False, message="moved", status_code=409)
+        fields = {"status": "status", "mainTrackStreamId": "main_track_id"}
+        self.records[stream] = replace(record, **{fields[k]: v for k, v in changes.items()})
+        return Result(success=True)
 
     def remove_subtrack(self, app: str, room: str, stream: str) -> Result:
         self._write("remove_subtrack", f"{room}/{stream}")
@@ -215,13 +275,49 @@ class FakeAms:
         self._write("delete", stream)
         return Result(success=self.records.pop(stream, None) is not None)
 
-    def finish_broadcast(self, app: str, stream: str) -> Result:
+    def finish_broadcast(self, app: str, stream: str, expect_update_ms: int | None = None) -> Result:
         self._write("finish", stream)
         record = self.records.get(stream)
         if record is None:
-            return Result(success=False)
+            return Result(success=False, status_code=404)
+        if expect_update_ms is not None and record.update_time_ms != expect_update_ms:
+            return Result(success=False, message="moved", status_code=409)
         self.records[stream] = replace(record, status="finished")
         return Result(success=True)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeNode:
+    """One cluster node's own REST, as the remediator reaches it at node_url: live scopes and stops are
+    this node's alone; down: its host does not answer."""
+
+    def __init__(self, ver) -> None:
+        self.ver = ver
+        self.live: set[str] = set()
+        self.scopes: set[str] = set()
+        self.down = False
+        self.writes: list[tuple[str, str]] = []
+        self.reads = 0
+
+    def _check(self) -> None:
+        self.reads += 1
+        if self.down:
+            raise AmsUnavailableError("connection refused")
+
+    def version(self, app: str):
+        self._check()
+        return self.ver
+
+    def broadcast_statistics(self, app: str, stream: str) -> int:
+        self._check()
+        return 0 if stream in self.scopes else -1
+
+    def stop_broadcast(self, app: str, stream: str) -> Result:
+        self._check()
+        self.writes.append(("stop", stream))
+        return Result(success=stream in self.live)
 
     def close(self) -> None:
         pass
