@@ -38,6 +38,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="data store (default: mapdb standalone, mongodb in a cluster)")
     parser.add_argument("--read-cache-seconds", type=float, default=3.0,
                         help="per-node broadcast read cache on 2.14+ clusters (default 3)")
+    parser.add_argument("--rtmp-inactivity-seconds", type=float, default=60.0,
+                        help="Red5 rtmp.max_inactivity: a silent RTMP connection closes after this (default 60)")
+    parser.add_argument("--webrtc-broadcast-scope", action="store_true",
+                        help="WebRTC publishers own a broadcast scope on their origin (broadcast-statistics 0, not -1)")
     return parser.parse_args(argv)
 
 
@@ -79,7 +83,8 @@ def build(args: argparse.Namespace) -> Simulator:
                      proxy_clock_offset_seconds=args.proxy_clock_offset_seconds,
                      nodes=node_spec(args.nodes, args.node_clock_offsets),
                      node_update_seconds=args.node_update_seconds, read_cache_seconds=args.read_cache_seconds,
-                     store=args.store)
+                     store=args.store, rtmp_inactivity_seconds=args.rtmp_inactivity_seconds,
+                     webrtc_broadcast_scope=args.webrtc_broadcast_scope)
 
 
 def main(argv=None) -> int:
@@ -97,6 +102,9 @@ def main(argv=None) -> int:
     app = sim.apps[0]
     where = f" (cluster of {len(sim.nodes)} nodes, {sim.store})" if sim.cluster else f" ({sim.store})"
     print(f"simulated AMS {sim.version.name}{where} serving {', '.join(sim.apps)} on {sim.url}", flush=True)
+    for node in sim.nodes:
+        if node["url"]:
+            print(f"node {node['id']} answers on {node['url']}", flush=True)
     try:
         if args.scenario == "conference":
             run_conference(sim, app, on_event=lambda e: print(e.line(), flush=True), sleep=done.wait)

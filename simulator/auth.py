@@ -1,4 +1,4 @@
-"""The app REST filter chain: JWT filter, then IP filter; both must pass (reference §2.1)."""
+"""The app REST filter chain: JWT filter, then IP filter; both must pass (docs/ams.md, "Application REST")."""
 import ipaddress
 import warnings
 
@@ -11,7 +11,7 @@ NOT_ALLOWED_IP = "Not allowed IP"
 INVALID_JWT = "Invalid App JWT Token"
 INVALID_SERVER_JWT = "Invalid Server JWT Token"
 NOT_AUTHENTICATED = "Not authenticated user"
-# Management paths AuthenticationFilter lets through without credentials (reference §2.2).
+# Management paths AuthenticationFilter lets through without credentials (docs/ams.md, "Management REST").
 OPEN_MANAGEMENT_PATHS = ("liveness", "authentication-status", "first-login-status")
 _BEARER = "bearer"
 

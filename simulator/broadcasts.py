@@ -1,4 +1,4 @@
-"""REST semantics of /{App}/rest/v2/broadcasts (reference §3.1, §3.3, §7)."""
+"""REST semantics of /{App}/rest/v2/broadcasts (docs/ams.md, "Reading", "Writing", "Errors and limits")."""
 from .fields import MONGO_WIPED_BY_PARTIAL_PUT, WIPED_BY_PARTIAL_PUT, field_defaults
 from .participants import close_broadcast
 from .reply import Reply, empty, ok, result
@@ -44,26 +44,50 @@ def get_broadcast(req: Request, stream_id: str) -> Reply:
 
 
 def stop(req: Request, stream_id: str) -> Reply:
-    """POST /{id}/stop: success only when this node had a publisher to stop."""
+    """POST /{id}/stop: success only when this node had a publisher to stop.
+
+    stopStreaming looks only at the node that runs it (AMAA L983-1016 @ams-v2.8.2, L1824-1869 @ams-v3.0.3): off
+    the publisher's origin it answers success:false whether or not the publisher lives. A request reaches the
+    origin only when RestProxyFilter forwards it (wsgi.forward_target)."""
     w, app = req.world, req.app
     if stream_id not in app.records:
         return result(False)
     stopped = False
     if w.version.has_subtrack_params and req.flag("stopSubtracks", True):
         for sub in app.subtracks(stream_id):
-            if sub.hb is not None:
+            if sub.session is not None and sub.session.origin == req.node.address:
                 close_broadcast(w, app, sub, req.now)
                 stopped = True
     rec = app.records.get(stream_id)
-    if rec is not None and _running(rec):
+    if rec is not None and _running_here(rec, req.node):
         _end(w, app, rec, req.now)
         stopped = True
     return result(stopped)
 
 
-def _running(rec: Record) -> bool:
-    """A publisher still connected, or a pulled source whose fetcher (even a stuck one) still runs."""
-    return rec.hb is not None or rec.fetcher is not None
+def _running_here(rec: Record, node) -> bool:
+    """A publisher connected to `node` (silent or not), or a pulled source whose fetcher (even a stuck one) runs
+    there. A WebRTC publisher is stopped by closed Enterprise code: modelled as found on its origin only."""
+    if node is None:
+        return False
+    if rec.session is not None:
+        return rec.session.origin == node.address
+    return rec.fetcher is not None and rec.fields["originAdress"] == node.address
+
+
+def broadcast_statistics(req: Request, stream_id: str) -> Reply:
+    """GET /{id}/broadcast-statistics: totalRTMPWatchersCount is the consumer count of this node's broadcast scope
+    (0 here), -1 without one; the other three are the stored viewer counts, -1 for an unknown id
+    (RestServiceBase.getBroadcastStatistics L1317-1339 @ams-v2.8.2, L1225-1247 @ams-v3.0.3)."""
+    w, app = req.world, req.app
+    rec = app.records.get(stream_id)
+    rtmp = 0 if w.holds_scope(rec, req.node) else -1
+    stored = w.read_one(app, stream_id, req.now, req.node)  # getDataStore().get(id): the 3.x per-node cache
+    hls = web = dash = -1
+    if stored is not None:
+        hls, dash, web = stored["hlsViewerCount"], stored["dashViewerCount"], stored["webRTCViewerCount"]
+    return ok({"totalRTMPWatchersCount": rtmp, "totalHLSWatchersCount": hls, "totalWebRTCWatchersCount": web,
+               "totalDASHWatchersCount": dash})
 
 
 def _end(w: World, app: AppState, rec: Record, now: float) -> None:
@@ -74,17 +98,21 @@ def _end(w: World, app: AppState, rec: Record, now: float) -> None:
     close_broadcast(w, app, rec, now)
 
 
-def delete_one(w: World, app: AppState, stream_id: str, now: float, delete_subtracks: bool) -> Reply:
-    """Stop if publishing, then delete the record; room lists untouched on v2.x (§3.3)."""
+def delete_one(w: World, app: AppState, stream_id: str, now: float, delete_subtracks: bool, node=None) -> Reply:
+    """Stop if publishing on this node, then delete the record; room lists untouched on v2.x (§3.3).
+
+    The stop is the same local stopStreaming as POST /stop (RestServiceBase.deleteBroadcast L312-343 ->
+    stopBroadcastInternal L369-381 @ams-v2.8.2; L336-348 @ams-v3.0.3): a publisher on another node keeps
+    publishing while its record goes."""
     rec = app.records.get(stream_id)
     if rec is None:
         return result(False)
-    stopped = _running(rec)
+    stopped = _running_here(rec, node)
     if stopped:
         _end(w, app, rec, now)
     if w.version.has_subtrack_params and delete_subtracks:
         for sub in app.subtracks(stream_id):
-            delete_one(w, app, sub.fields["streamId"], now, False)
+            delete_one(w, app, sub.fields["streamId"], now, False, node)
     if app.remove(stream_id) is not None:
         w.note_deleted(app, stream_id, now)
     return result(True, DELETED_AND_STOPPED if stopped else DELETED_NOT_STOPPED)
@@ -92,7 +120,7 @@ def delete_one(w: World, app: AppState, stream_id: str, now: float, delete_subtr
 
 def delete(req: Request, stream_id: str) -> Reply:
     """DELETE /{id}[?deleteSubtracks=]: HTTP 200 either way; 3.x deletes a main track's participants by default."""
-    return delete_one(req.world, req.app, stream_id, req.now, req.flag("deleteSubtracks", True))
+    return delete_one(req.world, req.app, stream_id, req.now, req.flag("deleteSubtracks", True), req.node)
 
 
 def _known_values(w: World, body: dict) -> dict:

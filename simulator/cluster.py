@@ -1,10 +1,12 @@
-"""Cluster behaviour: node death and restart, and the management REST's node registry (reference §1, §6)."""
+"""Cluster behaviour: node death and restart, and the management REST's node registry (docs/ams.md, "REST layout", "Clusters")."""
+import math
+
 from .broadcasts import crop
 from .fields import VIEWER_FIELDS
-from .participants import drop
+from .participants import cut
 from .reply import Reply, error_page, ok, result
 from .request import Request
-from .world import AppState, World
+from .world import AppState, Heartbeat, World
 
 # Illustrative load figures: the Enterprise code that fills them is closed source.
 _MEMORY, _CPU, _QUERY_MS = "2048", "12", 3
@@ -21,7 +23,73 @@ def kill(w: World, address: str, now: float) -> None:
         for rec in list(app.records.values()):
             if rec.fields["originAdress"] == address:
                 rec.fetcher = None
-                drop(w, app, rec.fields["streamId"], now)
+                cut(w, app, rec.fields["streamId"], now)
+
+
+def _records_of(w: World, address: str):
+    """(app, record) for every record whose stats writer runs on the node at `address`."""
+    for app in w.apps.values():
+        for rec in list(app.records.values()):
+            origin = rec.session.origin if rec.session is not None else rec.fields["originAdress"]
+            if origin == address:
+                yield app, rec
+
+
+def lose_database(w: World, address: str, now: float) -> None:
+    """The node is cut off from the database: its publishers stay connected and its sessions live, but neither
+    their stats writes nor its registry heartbeat reach the store (ClusterNode L56-63 @ams-v2.8.2, L59-65
+    @ams-v3.0.3), so the other nodes read it dead after the registry window."""
+    node = w.nodes[address]
+    if not node.db:
+        return
+    node.db, node.db_lost_at = False, now
+    for _, rec in _records_of(w, address):
+        if rec.hb is not None:
+            node.paused[rec] = rec.hb
+        w.freeze(rec, now)
+
+
+def restore_database(w: World, address: str, now: float) -> None:
+    """The database is reachable again: the stats writes of connected publishers and running sources resume behind
+    the MuxAdaptor gate, and the registry heartbeat resumes on its timer."""
+    node = w.nodes[address]
+    if node.db:
+        return
+    node.db, node.db_lost_at = True, None
+    node.cache.clear()
+    paused, node.paused = node.paused, {}
+    if not node.alive:
+        return
+    for _, rec in _records_of(w, address):
+        session = rec.session
+        connected = session is not None and session.silent_since is None
+        if rec.hb is not None or not (connected or (session is None and rec.fetcher is not None
+                                                    and not rec.fetcher.stuck)):
+            continue
+        hb = paused.get(rec)
+        if hb is None:
+            w.resume_writes(rec, now)
+        else:
+            # the writer kept trying every period (lastQualityUpdateTime moves even when the write fails,
+            # MuxAdaptor L855-868 @ams-v2.8.2): the first try after the database is back succeeds
+            steps = max(0, math.ceil((now - hb.anchor) / hb.period - 1e-9))
+            rec.hb = Heartbeat(hb.anchor + steps * hb.period, hb.period)
+
+
+def step_clock(w: World, address: str, seconds: float, now: float) -> None:
+    """The node's clock jumps by `seconds` (negative: back). Each running stats writer keeps its
+    lastQualityUpdateTime, so after a step back of S it writes nothing until the new clock passes that last write
+    plus one period, about S + period later (MuxAdaptor L855-868 @ams-v2.8.2, 5 s; L990-1034 @ams-v3.0.3, 10 s;
+    the period is the simulator's heartbeat). Publishers starting after the step write normally; the registry
+    heartbeat is written with the new clock at once."""
+    node = w.nodes[address]
+    writers = [rec for _, rec in _records_of(w, address) if rec.hb is not None]
+    for rec in writers:
+        w.freeze(rec, now)  # what was written stays written, with the old clock
+    node.offset += float(seconds)
+    node.cache.clear()
+    for rec in writers:
+        w.resume_writes(rec, now)
 
 
 def revive(w: World, address: str, now: float) -> None:

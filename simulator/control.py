@@ -6,7 +6,7 @@ import re
 from .clock import ManualClock
 from .reply import Reply, ok
 
-_LIFECYCLE = re.compile(r"^/_sim/(lifecycle|broadcast)/([^/]+)/([^/]+)$")
+_LIFECYCLE = re.compile(r"^/_sim/(lifecycle|broadcast|session|can_publish)/([^/]+)/([^/]+)$")
 
 
 class ControlError(ValueError):
@@ -25,7 +25,10 @@ class Control:
                       "faults": self.inject, "blink": self.blink, "sources": self.sources,
                       "stick": self.simple("stick_source"), "proxy": self.proxy,
                       "nodes/kill": self.node_action("kill_node"), "nodes/revive": self.node_action("revive_node"),
-                      "nodes/clock": self.node_clock, "during_list": self.during_list}
+                      "nodes/clock": self.node_clock, "during_list": self.during_list,
+                      "nodes/step_clock": self.step_clock,
+                      "nodes/lose_database": self.node_action("lose_database"),
+                      "nodes/restore_database": self.node_action("restore_database")}
 
     def handle(self, method: str, path: str, query: dict, body: bytes) -> Reply:
         """Answer one control request; 400 with {"error"} on bad input, 404 for unknown paths."""
@@ -33,17 +36,18 @@ class Control:
             data = json.loads(body) if body.strip() else {}
             if not isinstance(data, dict):
                 raise ControlError("body must be a JSON object")
-            return self._route(method, path, data)
+            return self._route(method, path, data, query)
         except (ValueError, TypeError, KeyError) as exc:
             message = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             return Reply(400, {"error": message})
 
-    def _route(self, method: str, path: str, data: dict) -> Reply:
+    def _route(self, method: str, path: str, data: dict, query: dict | None = None) -> Reply:
         """Pick the handler by method and path."""
+        query = query or {}
         name = path[len("/_sim/"):] if path.startswith("/_sim/") else ""
         found = _LIFECYCLE.match(path)
         if method == "GET" and found:
-            return self.lifecycle(*found.groups())
+            return self.lifecycle(*found.groups(), node=query.get("node"))
         if method == "POST" and name in self.posts:
             return ok(self.posts[name](data))
         gets = {"writes": self.writes, "faults": self.faults_list, "clock": self.clock, "state": self.state,
@@ -99,6 +103,11 @@ class Control:
     def node_clock(self, data: dict) -> list:
         """POST /_sim/nodes/clock {address, offset_seconds}."""
         self.sim.set_node_clock(data["address"], float(data["offset_seconds"]))
+        return self.sim.nodes
+
+    def step_clock(self, data: dict) -> list:
+        """POST /_sim/nodes/step_clock {address, seconds}: the node's clock jumps now (negative: back)."""
+        self.sim.step_node_clock(data["address"], float(data["seconds"]))
         return self.sim.nodes
 
     def simple(self, method: str):
@@ -160,8 +169,12 @@ class Control:
         """GET /_sim/writes: each with its target stream_id and serving node."""
         return [dataclasses.asdict(w) for w in list(self.sim.writes)]
 
-    def lifecycle(self, kind: str, app: str, stream_id: str) -> Reply:
-        """GET /_sim/lifecycle/{app}/{id} and /_sim/broadcast/{app}/{id}."""
+    def lifecycle(self, kind: str, app: str, stream_id: str, node: str | None = None) -> Reply:
+        """GET /_sim/{lifecycle,broadcast,session,can_publish}/{app}/{id} (can_publish takes ?node=)."""
+        if kind == "session":
+            return ok({"session": self.sim.live_session(app, stream_id)})
+        if kind == "can_publish":
+            return ok({"can_publish": self.sim.can_publish(app, stream_id, node)})
         if kind == "broadcast":
             record = self.sim.broadcast(app, stream_id)
             return ok(record) if record is not None else Reply(404, {"error": "no such broadcast"})

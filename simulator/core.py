@@ -3,8 +3,6 @@ import gc
 import threading
 from contextlib import contextmanager
 
-from werkzeug.serving import WSGIRequestHandler, make_server
-
 from . import cluster
 from . import participants as p
 from . import sources
@@ -12,32 +10,16 @@ from .auth import AppAuth, ServerAuth
 from .clock import Clock
 from .control import Control
 from .faults import Faults
-from .fields import TYPES
+from .fields import LIVE_STATUSES, TYPES
 from .lifecycle import GhostLifecycle, WriteRecord
-from .nodes import parse_nodes
+from .listeners import Listener, close_all, open_together
+from .nodes import is_loopback, parse_nodes
 from .store import Store
 from .versions import AmsVersion
 from .world import Heartbeat, Record, World
 from .wsgi import AmsApp
 
 DEFAULT_APPS = ("WebRTCAppEE",)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No access log (benchmarks would drown in it); Date left to the app's clock."""
-
-    def send_response(self, code, message=None):
-        """Like the base class minus its real-time Date header: the app sends AMS's clock."""
-        self.log_request(code)
-        self.send_response_only(code, message)
-
-    def log_request(self, *args, **kwargs):
-        """Skip the access log line."""
-
-    def log(self, type, message, *args):
-        """Keep only errors."""
-        if type == "error":
-            super().log(type, message, *args)
 
 
 class Simulator:
@@ -47,10 +29,13 @@ class Simulator:
                  jwt_secret: str | None = None, allowed_cidrs=("127.0.0.1",), clock_offset_seconds: float = 0.0,
                  clock: Clock | None = None, server_jwt_secret: str | None = None,
                  reconnect_grace_seconds: float = 10.0, nodes=None, proxy_clock_offset_seconds: float | None = None,
-                 node_update_seconds: float = 5.0, read_cache_seconds: float = 3.0, store: str | None = None):
+                 node_update_seconds: float = 5.0, read_cache_seconds: float = 3.0, store: str | None = None,
+                 rtmp_inactivity_seconds: float = 60.0, webrtc_broadcast_scope: bool = False):
         self.version = AmsVersion.parse(ams_version)
         apps = _app_names(apps)
-        timing = _timing(heartbeat_seconds, reconnect_grace_seconds, node_update_seconds, read_cache_seconds)
+        timing = _timing(heartbeat_seconds, reconnect_grace_seconds, node_update_seconds, read_cache_seconds,
+                         rtmp_inactivity_seconds)
+        timing["webrtc_broadcast_scope"] = bool(webrtc_broadcast_scope)
         self.heartbeat_seconds = float(heartbeat_seconds or self.version.heartbeat_seconds)
         self.clock = clock or Clock()
         if clock_offset_seconds:
@@ -64,8 +49,8 @@ class Simulator:
         self.faults = Faults()
         self.writes: list[WriteRecord] = []
         self.stopping = threading.Event()
-        self._server = None
-        self._thread = None
+        self._server: Listener | None = None
+        self._node_servers: dict[str, Listener] = {}
 
     # --- serving -----------------------------------------------------------------------
 
@@ -93,26 +78,41 @@ class Simulator:
         return AmsApp(self, Control(self))
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> "Simulator":
-        """Serve in background threads (one per connection); port 0 picks a free port."""
+        """Serve in background threads (one per connection); port 0 picks a free port.
+
+        In a cluster whose node addresses are loopback (127.0.0.0/8), each node also answers on its own address
+        and the same port, as itself (no balancer); the main listener stays the load balancer."""
         if self._server is not None:
             raise RuntimeError("simulator already started")
         self.stopping.clear()
-        self._server = make_server(host, port, self.wsgi_app(), threaded=True, request_handler=_QuietHandler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name=f"ams-simulator-{self._server.port}", daemon=True)
-        self._thread.start()
+        control = Control(self)
+        node_apps = {a: AmsApp(self, control, node_address=a) for a in self._listening_nodes(host)}
+        self._server, self._node_servers = open_together(host, port, AmsApp(self, control), node_apps)
         return self
 
+    def _listening_nodes(self, host: str) -> list[str]:
+        """Node addresses that get their own listener: loopback nodes of a cluster that are up (not `host`)."""
+        if not self.cluster:
+            return []
+        with self.world.lock:
+            return [n.address for n in self.world.nodes.values()
+                    if n.alive and is_loopback(n.address) and n.address != host]
+
+    def node_url(self, address: str) -> str | None:
+        """http://ADDRESS:PORT of a node's own listener, None when it has none (not loopback, down, not started)."""
+        listener = self._node_servers.get(self._node(address))
+        return None if listener is None else f"http://{address}:{listener.port}"
+
     def stop(self) -> None:
-        """Stop serving; held (timeout-fault) requests are released."""
+        """Stop serving (balancer and node listeners); held (timeout-fault) requests are released."""
         if self._server is None:
             return
         self.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-        self._server = self._thread = None
+        if self._node_servers:
+            close_all([*self._node_servers.values(), self._server])
+        else:
+            self._server.close()
+        self._server, self._node_servers = None, {}
 
     def __enter__(self) -> "Simulator":
         if self._server is None:
@@ -148,9 +148,13 @@ class Simulator:
 
     @property
     def nodes(self) -> list[dict]:
-        """Every node: address, id, clock offset, alive."""
+        """Every node: address, id, clock offset, alive, database, url (its own listener, else None)."""
         with self.world.lock:
-            return [n.describe() for n in self.world.nodes.values()]
+            described = [n.describe() for n in self.world.nodes.values()]
+        for node in described:
+            listener = self._node_servers.get(node["address"])
+            node["url"] = None if listener is None else f"http://{node['address']}:{listener.port}"
+        return described
 
     def date_seconds(self, node=None) -> float:
         """The HTTP Date of a reply: the proxy's clock when one is in front, else the answering node's."""
@@ -236,19 +240,51 @@ class Simulator:
         return self._do(p.blink, app, stream_id, float(seconds))
 
     def kill_node(self, address: str) -> None:
-        """The node crashes: its publishers stop heartbeating, it stops answering and heartbeating the registry."""
+        """The node crashes: its publishers stop heartbeating, it stops answering and heartbeating the registry;
+        its own listener (if any) closes, so connections to it are refused."""
         with self._settled() as now:
             cluster.kill(self.world, self._node(address), now)
+        listener = self._node_servers.pop(address, None)
+        if listener is not None:
+            listener.close()
 
     def revive_node(self, address: str) -> None:
-        """The node restarts after a crash: it resets its own records (resetBroadcasts) and serves again."""
+        """The node restarts after a crash: it resets its own records (resetBroadcasts) and serves again, its own
+        listener reopened on the same port."""
         with self._settled() as now:
-            cluster.revive(self.world, self._node(address), now)
+            node = self.world.nodes[self._node(address)]
+            if not node.db:
+                raise ValueError(f"node {address!r} has no database; restore_database first (resetBroadcasts needs it)")
+            cluster.revive(self.world, address, now)
+        if self._server is not None and address not in self._node_servers and address in self._listening_nodes(
+                self._server.host):
+            self._node_servers[address] = Listener(address, self._server.port, AmsApp(self, Control(self), address),
+                                                   f"ams-node-{address}")
 
     def set_node_clock(self, address: str, offset_seconds: float) -> None:
-        """Set a node's clock offset from the simulator clock."""
+        """Set a node's clock offset from the simulator clock, as if it had always run with it (no MuxAdaptor
+        gate; see step_node_clock for a clock that jumps while publishers are live)."""
         with self._settled():
             self.world.nodes[self._node(address)].offset = float(offset_seconds)
+
+    def step_node_clock(self, address: str, seconds: float) -> None:
+        """The node's clock jumps by `seconds` now (negative: back). Publishers live on it before the step write no
+        stats until their node clock passes their last write plus one period again (about -seconds + period);
+        publishers starting later write normally."""
+        with self._settled() as now:
+            cluster.step_clock(self.world, self._node(address), float(seconds), now)
+
+    def lose_database(self, address: str) -> None:
+        """The node loses its database: its sessions stay live on it, their stats writes and its registry heartbeat
+        stop, the balancer stops routing to it, and its own address answers 500 for anything needing the store."""
+        with self._settled() as now:
+            cluster.lose_database(self.world, self._node(address), now)
+
+    def restore_database(self, address: str) -> None:
+        """The node reaches its database again: stats writes (at each writer's next try) and the registry heartbeat
+        resume."""
+        with self._settled() as now:
+            cluster.restore_database(self.world, self._node(address), now)
 
     def _node(self, address: str) -> str:
         """A known node address, or a ValueError naming the known ones."""
@@ -267,6 +303,29 @@ class Simulator:
     def resume(self, app: str, stream_id: str) -> bool:
         """Network back within session recovery: heartbeats resume on the same session."""
         return self._do(p.resume, app, stream_id)
+
+    def can_publish(self, app: str, stream_id: str, node: str | None = None) -> bool:
+        """Whether a publish of this id would be accepted now (no streamIdInUse): on 2.8.2 any stored status
+        broadcasting or preparing refuses it, however old (WebSocketCommunityHandler L96-107 @ams-v2.8.2); from 2.13
+        the computed status, read with `node`'s clock (default: the simulator clock, as join/publish/reconnect)."""
+        with self._settled() as now:
+            rec = self._app(app).records.get(stream_id)
+            reader = self.world.nodes[self._node(node)] if node is not None else None
+            return rec is None or self.world.status(rec, now, reader) not in LIVE_STATUSES
+
+    def live_session(self, app: str, stream_id: str) -> dict | None:
+        """The publisher's live session, None when none is connected: {"node", "publish_type", "writing"
+        (its stats reach the store now), "silent" (RTMP connection open without packets), "scope" (its origin holds a
+        broadcast scope, so broadcast-statistics there shows totalRTMPWatchersCount 0)}."""
+        with self._settled() as now:
+            rec = self._app(app).records.get(stream_id)
+            if rec is None or rec.session is None:
+                return None
+            session = rec.session
+            return {"node": session.origin, "publish_type": session.publish_type,
+                    "writing": rec.hb is not None and now >= rec.hb.anchor,
+                    "silent": session.silent_since is not None,
+                    "scope": self.world.holds_scope(rec, self.world.nodes[session.origin])}
 
     def reconnect(self, app: str, stream_id: str, node: str | None = None) -> bool:
         """Republish the same id; False (streamIdInUse) while it still reads as live."""
@@ -336,14 +395,15 @@ def _no_gc():
             gc.enable()
 
 
-def _timing(heartbeat, grace, node_update, read_cache) -> dict:
+def _timing(heartbeat, grace, node_update, read_cache, rtmp_inactivity) -> dict:
     """The AMS periods and windows, validated (accelerated runs pass scaled values)."""
     if heartbeat is not None and not heartbeat > 0:
         raise ValueError("heartbeat_seconds must be positive")
-    if not (grace >= 0 and node_update > 0 and read_cache >= 0):
-        raise ValueError("reconnect_grace_seconds and read_cache_seconds must be >= 0, node_update_seconds > 0")
+    if not (grace >= 0 and node_update > 0 and read_cache >= 0 and rtmp_inactivity > 0):
+        raise ValueError("reconnect_grace_seconds and read_cache_seconds must be >= 0, node_update_seconds and "
+                         "rtmp_inactivity_seconds > 0")
     return {"reconnect_grace_seconds": float(grace), "node_update_seconds": float(node_update),
-            "read_cache_seconds": float(read_cache)}
+            "read_cache_seconds": float(read_cache), "rtmp_inactivity_seconds": float(rtmp_inactivity)}
 
 
 def _store(kind: str | None, cluster: bool) -> Store:

@@ -1,7 +1,7 @@
-"""Broadcast JSON field sets and defaults per version (reference §3.4), nulls included."""
+"""Broadcast JSON field sets and defaults per version (docs/ams.md, "Broadcast fields"), nulls included."""
 from .versions import AmsVersion
 
-# v2.8.2 fields in the order of the reference example; values are the Broadcast defaults.
+# v2.8.2 fields in the order AMS serializes them (Broadcast.java L26-356 @2.8.2); values are the Broadcast defaults.
 BASE_FIELDS: tuple[tuple[str, object], ...] = (
     ("streamId", None), ("status", "created"), ("playListStatus", None), ("type", "liveStream"),
     ("publishType", None), ("name", None), ("description", None), ("publish", True), ("date", 0),
@@ -18,7 +18,7 @@ BASE_FIELDS: tuple[tuple[str, object], ...] = (
     ("updateTime", 0),
 )
 
-# Fields master has and v2.8.2 lacks (reference §3.4 table, ✗/✓ rows).
+# Fields master has and v2.8.2 lacks (docs/ams.md, "Broadcast fields").
 MASTER_FIELDS: tuple[tuple[str, object], ...] = (
     ("seekTimeInMs", 0), ("subtracksLimit", -1), ("width", 0), ("height", 0), ("encoderQueueSize", 0),
     ("dropPacketCountInIngestion", 0), ("dropFrameCountInEncoding", 0), ("packetLostRatio", 0.0),

@@ -15,7 +15,10 @@ class GhostLifecycle:
 
 @dataclass(frozen=True)
 class WriteRecord:
-    """One POST/PUT/DELETE the simulated AMS received: what it answered, the stream it targeted, the node that served it."""
+    """One POST/PUT/DELETE the simulated AMS received: what it answered, the stream it targeted, the node that ran it
+    (`node`, after RestProxyFilter forwarding), the node that received it (`received_by`), whether it was
+    forwarded, and whether the target stream had a live session (a publisher connected on any node, or a running
+    pulled source) when the request arrived (`live_target`)."""
 
     time: float
     method: str
@@ -26,6 +29,9 @@ class WriteRecord:
     success: bool | None
     stream_id: str | None = None
     node: str | None = None
+    received_by: str | None = None
+    forwarded: bool = False
+    live_target: bool = False
 
 
 class Episode:

@@ -1,4 +1,5 @@
 """AMS nodes: address, clock, liveness, registry heartbeat and (cluster, 2.14+) per-node read cache."""
+import ipaddress
 import math
 
 STANDALONE_ADDRESS = "127.0.0.1"
@@ -7,7 +8,8 @@ STANDALONE_ADDRESS = "127.0.0.1"
 class Node:
     """One AMS server process; its clock reads the simulator clock plus `offset` seconds."""
 
-    __slots__ = ("address", "node_id", "offset", "alive", "started_at", "died_at", "cache")
+    __slots__ = ("address", "node_id", "offset", "alive", "started_at", "died_at", "cache", "db", "db_lost_at",
+                 "paused")
 
     def __init__(self, address: str, node_id: str, offset: float, now: float):
         self.address = address
@@ -17,17 +19,33 @@ class Node:
         self.started_at = now
         self.died_at: float | None = None
         self.cache: dict[tuple[str, str], tuple[dict, float]] = {}
+        self.db = True  # reaches the shared database
+        self.db_lost_at: float | None = None
+        self.paused: dict = {}  # record -> its stats writer while the database is away (the cadence goes on)
 
     def registry_ms(self, now: float, period: float) -> int:
-        """lastUpdateTime: the last registry heartbeat, written with this node's clock every `period`."""
-        end = now if self.alive else self.died_at
+        """lastUpdateTime: the last registry heartbeat, written with this node's clock every `period`.
+
+        The heartbeat is a database write (ClusterNode L56-63 @ams-v2.8.2, L59-65 @ams-v3.0.3): it stops when the
+        node dies or loses its database, and resumes on the same timer phase once the database is back."""
+        stops = [t for t in (None if self.alive else self.died_at, None if self.db else self.db_lost_at)
+                 if t is not None]
+        end = min(stops) if stops else now
         tick = self.started_at + math.floor((end - self.started_at) / period) * period
         return int((tick + self.offset) * 1000)
 
     def describe(self) -> dict:
         """JSON view for the control API."""
         return {"address": self.address, "id": self.node_id, "clock_offset_seconds": self.offset,
-                "alive": self.alive}
+                "alive": self.alive, "database": self.db}
+
+
+def is_loopback(address: str) -> bool:
+    """True for an IPv4/IPv6 loopback address (127.0.0.0/8, ::1): one the simulator can bind a listener to."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_nodes(spec, now: float) -> list[Node]:

@@ -3,7 +3,7 @@ import json
 
 from .fields import VIEWER_FIELDS
 from .lifecycle import Episode
-from .world import AppState, Heartbeat, Record, World
+from .world import AppState, Heartbeat, Record, Session, World, written_tick
 
 CONFERENCE_METADATA = json.dumps({"isMicMuted": False, "isCameraOff": False}, separators=(",", ":"))
 
@@ -128,8 +128,9 @@ def publish(w: World, app: AppState, stream_id: str, name: str | None, now: floa
 
 
 def close_broadcast(w: World, app: AppState, rec: Record, now: float) -> None:
-    """The server's normal end of a stream, per version (reference §4, closeBroadcast)."""
+    """The server's normal end of a stream, per version (docs/ams.md, "Status", "Why a ghost persists"; closeBroadcast)."""
     w.freeze(rec, now)
+    rec.session = None
     sid = rec.fields["streamId"]
     main_id = rec.fields.get("mainTrackStreamId")
     if w.version.has_subtrack_ids:
@@ -215,30 +216,94 @@ def leave(w: World, app: AppState, stream_id: str, now: float) -> bool:
 
 
 def drop(w: World, app: AppState, stream_id: str, now: float) -> bool:
-    """Network drop: the heartbeat stops; record, status and membership stay (the ghost)."""
+    """Network drop: the stats writes stop; record, status and membership stay (the ghost).
+
+    A WebRTC session ends with the network (only session recovery can bring it back). An RTMP connection
+    stays open, silent, so its broadcast scope lives on its origin until the server closes it
+    (schedule_silent_close)."""
     rec = app.records.get(stream_id)
-    if rec is None or rec.hb is None:
+    session = rec.session if rec is not None else None
+    if rec is None or (rec.hb is None and (session is None or session.silent_since is not None)):
         return False
-    ep = Episode(rec.fields.get("mainTrackStreamId"))
-    ep.dropped_at = now
-    ep.last_heartbeat_at = rec.hb.last_tick(now)
-    w.episodes[(app.name, stream_id)] = ep
+    _open_episode(w, app, rec, now)
     w.freeze(rec, now)
+    if session is not None and session.publish_type == "RTMP" and rec.fetcher is None:
+        session.silent_since = now
+        schedule_silent_close(w, app, rec, session, now)
+    else:
+        rec.session = None
     return True
 
 
+def cut(w: World, app: AppState, stream_id: str, now: float) -> bool:
+    """The origin process dies: the connection is gone at once and nothing runs closeBroadcast."""
+    rec = app.records.get(stream_id)
+    if rec is None or (rec.hb is None and rec.session is None):
+        return False
+    if rec.session is None or rec.session.silent_since is None:
+        _open_episode(w, app, rec, now)
+    w.freeze(rec, now)
+    rec.session = None
+    return True
+
+
+def _open_episode(w: World, app: AppState, rec: Record, now: float) -> None:
+    """A new lifecycle episode stamped with the drop and the last stats write that reached the store."""
+    ep = Episode(rec.fields.get("mainTrackStreamId"))
+    ep.dropped_at = now
+    tick = written_tick(rec, now)
+    if tick is None:  # writes already stopped (no database, gated after a clock step): the stored one
+        tick = rec.fields["updateTime"] / 1000.0 - w.offset_of(rec.fields["originAdress"])
+    ep.last_heartbeat_at = tick
+    w.episodes[(app.name, rec.fields["streamId"])] = ep
+
+
+def schedule_silent_close(w: World, app: AppState, rec: Record, session: Session, now: float) -> None:
+    """When the server closes a silent RTMP connection and runs the normal closeBroadcast.
+
+    Red5 closes a connection after rtmp.max_inactivity (60 s; RTMPConnection L1826-1873); it is
+    `rtmp_inactivity_seconds`, a constructor argument, not scaled. From 2.14 (commit ca403e2) MuxAdaptor also closes
+    an ingest once both its start and its last stats write are older than STREAM_TIMEOUT_MS, 2 heartbeat periods
+    (MuxAdaptor L1448-1458 @ams-v3.0.3), so it scales with the heartbeat."""
+    at = now + w.rtmp_inactivity
+    if w.version.closes_silent_ingest:
+        last_write = rec.fields["updateTime"] / 1000.0 - w.offset_of(rec.fields["originAdress"])
+        at = min(at, max(session.started, last_write) + w.stale_after)
+    since = session.silent_since
+    w.schedule(max(at, now), lambda due: _close_silent(w, app, rec, session, since, due))
+
+
+def _close_silent(w: World, app: AppState, rec: Record, session: Session, since: float, at: float) -> None:
+    """The connection closes if it stayed silent since `since`: closeBroadcast, as after a clean stop (no
+    leave-room call from a client)."""
+    if rec.session is session and session.silent_since == since and app.records.get(rec.fields["streamId"]) is rec:
+        close_broadcast(w, app, rec, at)
+
+
 def resume(w: World, app: AppState, stream_id: str, now: float) -> bool:
-    """The network returns within session recovery: heartbeats resume on the same session and record."""
+    """The network returns: an RTMP connection still open carries packets again; a WebRTC publisher gets back its
+    session within session recovery. Heartbeats resume on the same record."""
     rec = app.records.get(stream_id)
     if rec is None or rec.hb is not None or rec.fields["status"] != "broadcasting":
         return False
+    session = rec.session
+    if session is not None:
+        if session.silent_since is None:
+            return False
+        session.silent_since = None
+        if w.nodes[session.origin].db:
+            w.resume_writes(rec, now)
+        _close_episode(w, app.name, stream_id)
+        return True
     ep = w.episode(app.name, stream_id)
     # webRTCClientStartTimeoutMs (10000 by default) is the window in which a publisher may reconnect after
     # a flaky network (AppSettings L1464-1470 @ams-v2.8.2, L871-881 @ams-v3.0.3); the session lives on its origin
     origin = w.nodes.get(rec.fields["originAdress"])
     if ep is None or ep.dropped_at is None or now - ep.dropped_at > w.grace or origin is None or not origin.alive:
         return False
-    rec.hb = Heartbeat(now, w.period)
+    rec.session = Session(origin.address, rec.fields.get("publishType"), now)
+    if origin.db:
+        rec.hb = Heartbeat(now, w.period)
     _close_episode(w, app.name, stream_id)
     return True
 

@@ -1,4 +1,4 @@
-"""v2.x /broadcasts/conference-rooms endpoints the product reads and writes (reference §3.2), removed in 3.0."""
+"""v2.x /broadcasts/conference-rooms endpoints the product reads and writes (docs/ams.md, "Conference rooms"), removed in 3.0."""
 from .broadcasts import crop
 from .participants import unlist_from_room
 from .reply import Reply, empty, ok, result

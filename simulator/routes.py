@@ -1,4 +1,4 @@
-"""URL tables: which handler serves which AMS path, per version (reference §1, §3)."""
+"""URL tables: which handler serves which AMS path, per version (docs/ams.md, "REST layout", "Reading", "Writing")."""
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -54,6 +54,8 @@ def _per_stream_routes(v: AmsVersion) -> list[Route]:
         *_route("GET", "{main_id}/subtracks/{offset:int}/{size:int}", b.subtracks, sub),
         *_route("DELETE", "{main_id}/subtrack", b.remove_subtrack),
         *_route("POST", "{stream_id}/stop", b.stop),
+        # same path and semantics @ams-v2.8.2 (BroadcastRestService L833-838) and @ams-v3.0.3 (L1046-1051)
+        *_route("GET", "{stream_id}/broadcast-statistics", b.broadcast_statistics),
         *_route("GET", "{stream_id}", b.get_broadcast),
         *_route("PUT", "{stream_id}", b.update),
         *_route("DELETE", "{stream_id}", b.delete),
@@ -70,10 +72,10 @@ def management_routes() -> list[Route]:
     ]
 
 
-def write_target(params: dict, query: dict, reply: Reply) -> str | None:
+def write_target(params: dict, query: dict, reply: Reply | None = None) -> str | None:
     """The stream a write acts on: ?id= of a subtrack edit, the member of a room edit, else the path id."""
     target = query.get("id") or params.get("stream_id") or params.get("main_id")
-    if target is None and isinstance(reply.body, dict):
+    if target is None and reply is not None and isinstance(reply.body, dict):
         target = reply.body.get("streamId")
     return target
 
@@ -86,6 +88,11 @@ def app_routes() -> list[Route]:
 def version_body(v: AmsVersion) -> dict:
     """GET /rest/v2/version (app and root): {versionName, versionType, buildNumber}."""
     return {"versionName": v.name, "versionType": EDITION, "buildNumber": f"{v.major}{v.minor:02d}{v.patch:02d}0001"}
+
+
+def needs_database(handler) -> bool:
+    """Every route reads or writes the store except the version and the cluster-mode flag (in-memory beans)."""
+    return handler not in (version, c.cluster_mode)
 
 
 def version(req: Request) -> Reply:

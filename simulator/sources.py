@@ -1,6 +1,6 @@
 """Pulled sources (IP cameras, stream sources, playlists): fetchers that AMS itself keeps alive or restarts."""
 from .participants import drop
-from .world import AppState, Record, World
+from .world import AppState, Record, World, written_tick
 
 PULLED_TYPES = ("ipCamera", "streamSource", "playlist")
 
@@ -39,7 +39,9 @@ def stick(w: World, app: AppState, stream_id: str, now: float) -> bool:
         # throttled to one write per STAT_UPDATE_PERIOD_MS (StreamFetcherManager L471-488 @ams-v2.8.2)
         rec.fields.update(speed=0.01, pendingPacketSize=0)
         return True
-    last_tick = rec.hb.last_tick(now)
+    last_tick = written_tick(rec, now)
+    if last_tick is None:  # gated after a clock step: the last write is the stored one
+        last_tick = rec.fields["updateTime"] / 1000.0 - w.offset_of(rec.fields["originAdress"])
     drop(w, app, stream_id, now)
     # the check timer runs every STAT_UPDATE_PERIOD_MS from app start; the first check that finds the status
     # terminated_unexpectedly (STREAM_TIMEOUT_MS after the last write) restarts the fetcher

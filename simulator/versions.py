@@ -1,4 +1,4 @@
-"""AMS version parsing and the behaviour switches of the reference timeline (§0)."""
+"""AMS version parsing and the behaviour switches of docs/ams.md, "Version timeline"."""
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -110,6 +110,19 @@ class AmsVersion:
         """From 2.14 MongoStore.get(id) is served from a per-node cache of 3 s."""
         # MongoStore L104-109, L254-274 @ams-v3.0.3 (commit a3b3e14, v2.14.0)
         return self.at_least(2, 14)
+
+    @cached_property
+    def closes_silent_ingest(self) -> bool:
+        """From 2.14 MuxAdaptor closes an ingest whose last stats write is older than STREAM_TIMEOUT_MS."""
+        # MuxAdaptor L1448-1458 @ams-v3.0.3 (commit ca403e2, first in v2.14.0); 2.8.2 relies on Red5's inactivity
+        return self.at_least(2, 14)
+
+    @cached_property
+    def forward_needs_fresh_update(self) -> bool:
+        """RestProxyFilter's streaming test: stored status plus an updateTime check before 2.13, else the computed
+        status (which includes the same freshness test)."""
+        # RestProxyFilter L101-104 + AMAA.isStreaming L960-964 @ams-v2.8.2; RestProxyFilter L100-102 @ams-v3.0.3
+        return not self.computed_status
 
     @cached_property
     def node_dead_periods(self) -> int:

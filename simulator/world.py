@@ -35,15 +35,38 @@ class Heartbeat:
         return self.anchor + math.floor((now - self.anchor) / self.period) * self.period
 
 
-class Record:
-    """One stored Broadcast: stored fields, a heartbeat while publishing, a fetcher for pulled sources."""
+class Session:
+    """A publisher's connection to its origin node: it lives while the publisher is connected, whether or not
+    its stats writes reach the store (a node without database, a clock stepped back, a silent RTMP ingest)."""
 
-    __slots__ = ("fields", "hb", "fetcher")
+    __slots__ = ("origin", "publish_type", "started", "silent_since")
+
+    def __init__(self, origin: str, publish_type: str | None, started: float):
+        self.origin = origin
+        self.publish_type = publish_type
+        self.started = started
+        self.silent_since: float | None = None  # the network dropped; the connection is still open (RTMP)
+
+
+class Record:
+    """One stored Broadcast: stored fields, a heartbeat while its stats reach the store, the publisher's session
+    while it is connected, a fetcher for pulled sources."""
+
+    __slots__ = ("fields", "hb", "fetcher", "session")
 
     def __init__(self, fields: dict, hb: Heartbeat | None = None):
         self.fields = fields
         self.hb = hb
         self.fetcher = None
+        self.session: Session | None = None
+
+
+def written_tick(rec: Record, now: float) -> float | None:
+    """The sim time of the last stats write the running heartbeat made, None when it has made none yet
+    (stopped, or waiting behind the MuxAdaptor gate after a clock step back) and the stored fields stand."""
+    if rec.hb is None or now < rec.hb.anchor:
+        return None
+    return rec.hb.last_tick(now)
 
 
 class AppState:
@@ -119,6 +142,8 @@ class World:
         self.grace = float(timing.get("reconnect_grace_seconds", 10.0))
         self.node_period = float(timing.get("node_update_seconds", 5.0))
         self.cache_seconds = float(timing.get("read_cache_seconds", 3.0))
+        self.rtmp_inactivity = float(timing.get("rtmp_inactivity_seconds", 60.0))
+        self.webrtc_broadcast_scope = bool(timing.get("webrtc_broadcast_scope", False))
         self.lock = threading.RLock()
         self.apps = {name: AppState(name, self.store.key_order) for name in apps}
         self.nodes = {n.address: n for n in nodes}
@@ -144,9 +169,16 @@ class World:
         """Nodes that are up, in registration order."""
         return [n for n in self.nodes.values() if n.alive]
 
+    def routable_nodes(self) -> list[Node]:
+        """Nodes the load balancer routes to: up and reaching the database.
+
+        Modelling choice: a load balancer health-checks the REST API, and a node cut off from its database
+        answers it with 500, so the balancer takes it out."""
+        return [n for n in self.nodes.values() if n.alive and n.db]
+
     def pick_node(self) -> Node | None:
-        """The node a load balancer sends the next request to: round-robin over live nodes."""
-        alive = self.alive_nodes()
+        """The node a load balancer sends the next request to: round-robin over routable nodes."""
+        alive = self.routable_nodes()
         return alive[next(self._balance) % len(alive)] if alive else None
 
     def place(self, address: str | None) -> str:
@@ -155,8 +187,10 @@ class World:
             node = self.nodes.get(address)
             if node is None or not node.alive:
                 raise ValueError(f"node {address!r} is not a live node of this simulator")
+            if not node.db:
+                raise ValueError(f"node {address!r} has lost its database; a publish start there cannot be saved")
             return address
-        alive = self.alive_nodes()
+        alive = self.routable_nodes()
         if not alive:
             raise ValueError("every node is down")
         return alive[next(self._placement) % len(alive)].address
@@ -196,10 +230,11 @@ class World:
 
     def update_time_ms(self, rec: Record, now: float) -> int:
         """updateTime: the last heartbeat tick on the origin node's clock while publishing, else the stored value."""
-        if rec.hb is None:
+        tick = written_tick(rec, now)
+        if tick is None:
             return rec.fields["updateTime"]
         # written with the origin node's clock (MuxAdaptor L865 @ams-v2.8.2; AMAA L1986 @ams-v3.0.3)
-        return int((rec.hb.last_tick(now) + self.offset_of(rec.fields["originAdress"])) * 1000)
+        return int((tick + self.offset_of(rec.fields["originAdress"])) * 1000)
 
     def status(self, rec: Record, now: float, node: Node | None = None) -> str:
         """The status JSON shows: stored (<2.13) or computed on the serving node's clock (>=2.13, not virtual)."""
@@ -219,8 +254,9 @@ class World:
     def render(self, rec: Record, now: float, node: Node | None = None) -> dict:
         """The Broadcast as `node` serializes it at `now` (a new dict, safe to dump unlocked)."""
         out = dict(rec.fields)
-        if rec.hb is not None:
-            self._apply_stats(out, rec.hb.last_tick(now), self.offset_of(out["originAdress"]))
+        tick = written_tick(rec, now)
+        if tick is not None:
+            self._apply_stats(out, tick, self.offset_of(out["originAdress"]))
         out["status"] = self._shown_status(out, out["updateTime"], now, node)
         if "anyoneWatching" in out:
             out["anyoneWatching"] = any(out[f] > 0 for f in VIEWER_FIELDS)
@@ -236,9 +272,23 @@ class World:
 
     def freeze(self, rec: Record, now: float) -> None:
         """Stop the heartbeat, keeping the last tick it wrote."""
-        if rec.hb is not None:
-            self._apply_stats(rec.fields, rec.hb.last_tick(now), self.offset_of(rec.fields["originAdress"]))
-            rec.hb = None
+        tick = written_tick(rec, now)
+        if tick is not None:
+            self._apply_stats(rec.fields, tick, self.offset_of(rec.fields["originAdress"]))
+        rec.hb = None
+
+    def resume_writes(self, rec: Record, now: float) -> None:
+        """Start the stats writer again behind the MuxAdaptor gate: the next write happens once the origin's
+        clock is more than one period past the last updateTime it wrote (`now - lastQualityUpdateTime > period`,
+        MuxAdaptor L855-868 @ams-v2.8.2, L990-1034 @ams-v3.0.3), and not before `now`."""
+        self.freeze(rec, now)
+        offset = self.offset_of(rec.fields["originAdress"])
+        gate = rec.fields["updateTime"] / 1000.0 - offset + self.period
+        rec.hb = Heartbeat(max(now, gate), self.period)
+
+    def has_live_session(self, rec: Record | None) -> bool:
+        """A publisher connected on some node (its stats may not reach the store), or a running pulled source."""
+        return rec is not None and (rec.session is not None or rec.fetcher is not None)
 
     # --- per-node read cache (cluster, 2.14+) ------------------------------------------------
 
@@ -263,9 +313,22 @@ class World:
     def _render_cached(self, cached: dict, live: Record | None, now: float, node: Node) -> dict:
         """A cached copy; its origin node writes the heartbeat through its own cache (MongoStore L940-947 @ams-v3.0.3)."""
         fields = dict(cached)
-        if live is not None and live.hb is not None and live.fields["originAdress"] == node.address:
-            self._apply_stats(fields, live.hb.last_tick(now), node.offset)
+        tick = written_tick(live, now) if live is not None else None
+        if tick is not None and live.fields["originAdress"] == node.address:
+            self._apply_stats(fields, tick, node.offset)
         return self.render(Record(fields), now, node)
+
+    def holds_scope(self, rec: Record | None, node: Node) -> bool:
+        """Whether `node` holds a live Red5 broadcast scope for the record's stream: the lookup behind
+        totalRTMPWatchersCount >= 0 and behind stopping an RTMP publisher (MultiThreadedApplicationAdapter L803-813;
+        AMAA.stopStreaming L983-1016 @ams-v2.8.2).
+
+        RTMP publishers own one on their origin while the connection lives, silent or not. Whether a WebRTC
+        publisher owns one is decided in closed Enterprise code: the `webrtc_broadcast_scope` switch."""
+        session = rec.session if rec is not None else None
+        if session is None or session.origin != node.address or not node.alive:
+            return False
+        return session.publish_type == "RTMP" or self.webrtc_broadcast_scope
 
     def is_live_for_republish(self, rec: Record, now: float) -> bool:
         """streamIdInUse check: stored status (<2.13) or computed status (>=2.13) broadcasting/preparing."""
@@ -312,6 +375,7 @@ class World:
         if main:
             app.set_main(rec, main)
         rec.hb = Heartbeat(now, self.period)
+        rec.session = Session(origin, rec.fields.get("publishType"), now)
         return rec
 
     # --- lifecycle episodes ------------------------------------------------------------

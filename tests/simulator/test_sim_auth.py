@@ -1,4 +1,4 @@
-"""REST auth: JWT filter AND IP filter, 403 HTML pages (reference §2.1)."""
+"""REST auth: JWT filter AND IP filter, 403 HTML pages (docs/ams.md, "Authentication")."""
 import time
 
 import jwt

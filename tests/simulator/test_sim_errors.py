@@ -1,4 +1,4 @@
-"""Error shapes (reference §7)."""
+"""Error shapes (docs/ams.md, "Errors and limits")."""
 APP = "WebRTCAppEE"
 
 

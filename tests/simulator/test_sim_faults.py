@@ -83,6 +83,7 @@ def test_bad_fault_arguments_are_clear_errors(make_sim):
         sim.faults.inject("status", count=0)
 
 
+@pytest.mark.slow
 def test_server_answers_other_requests_while_one_is_held(make_sim, client):
     sim = make_sim()
     sim.faults.inject("latency", path_regex="/count$", seconds=2.0, count=1)

@@ -1,4 +1,4 @@
-"""Status semantics per version, heartbeats and republishing (reference §4, §5)."""
+"""Status semantics per version, heartbeats and republishing (docs/ams.md, "Status", "Heartbeat", "Why a ghost persists")."""
 import pytest
 
 from sim_helpers import APP, room_with

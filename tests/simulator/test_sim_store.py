@@ -1,4 +1,4 @@
-"""MapDB and MongoDB as AMS runs them: list order, write results, subtrack removal, failures (issue #13)."""
+"""MapDB and MongoDB as AMS runs them: list order, write results, subtrack removal, failures."""
 import httpx
 import pytest
 

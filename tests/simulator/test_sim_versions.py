@@ -1,4 +1,4 @@
-"""Version parsing and the behaviour thresholds of the reference timeline (§0)."""
+"""Version parsing and the behaviour thresholds of docs/ams.md, "Version timeline"."""
 import pytest
 
 from simulator import AmsVersion, Simulator

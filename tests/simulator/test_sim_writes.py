@@ -1,4 +1,4 @@
-"""Writes and their real effects, including the dangerous ones (reference §3.2, §3.3, §5.5)."""
+"""Writes and their real effects, including the dangerous ones (docs/ams.md, "Conference rooms", "Writing")."""
 from sim_helpers import APP, room_with
 
 
