@@ -1,15 +1,23 @@
-# Two entry points: `make test` and `make demo`. Each installs what it needs.
+# Entry points: `make test` (every test, what CI runs), `make check` (the fast tier) and `make demo`.
+# Each installs what it needs.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # PROMETHEUS_BIN / ALERTMANAGER_BIN in the environment point the tests and the
 # demo at other binaries; otherwise they are found on PATH.
 
-.PHONY: test demo bench venv system-deps deploy-deps apt-python-venv clean
+.PHONY: test check demo bench venv system-deps deploy-deps apt-python-venv clean
 
 test: venv system-deps deploy-deps client-deps
 	cd client && npm test
 	CLIENT_BROWSER_TEST=required $(PY) -m pytest
+
+# The fast tier, after each edit: under a minute on 2 cores, no external programs (no Prometheus,
+# Alertmanager, promtool, podman, node or browser). Leaves out the slow wall-clock tests (marker
+# `slow`) and runs a tenth of the property tests' examples (Hypothesis profile in tests/conftest.py).
+CHECK_PATHS = tests/unit tests/simulator tests/test_layers.py tests/grafana/test_dashboards.py
+check: venv
+	$(PY) -m pytest -q -m "not slow and not e2e" --hypothesis-profile=check $(CHECK_PATHS) -p no:cacheprovider
 
 demo: venv system-deps
 	$(PY) -m demo

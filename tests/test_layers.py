@@ -1,4 +1,4 @@
-"""The layer contract of DESIGN.md ("Layout"), checked by import-linter from pyproject.toml."""
+"""The layer contracts of docs/design.md ("Layers"), checked by import-linter from pyproject.toml."""
 
 from __future__ import annotations
 

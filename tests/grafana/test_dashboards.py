@@ -162,13 +162,13 @@ def test_datasource_provisioning_declares_one_default_prometheus():
     assert source["url"].startswith("http")
 
 
-def test_dashboard_provider_loads_the_folder_the_readme_mounts_grafana_dashboards_at():
+def test_dashboard_provider_loads_the_folder_the_grafana_readme_mounts_dashboards_at():
     document = yaml.safe_load((PROVISIONING_DIR / "dashboards" / "antmedia.yml").read_text())
     assert document["apiVersion"] == 1
     [provider] = document["providers"]
     assert provider["type"] == "file"
     mount = provider["options"]["path"]
-    assert f"grafana/dashboards:{mount}" in (REPO / "README.md").read_text()
+    assert f"grafana/dashboards:{mount}" in (REPO / "grafana" / "README.md").read_text()
     assert DASHBOARD_DIR.name == "dashboards" and len(PATHS) == len(EXPECTED_UIDS)
 
 

@@ -1,4 +1,4 @@
-"""Log lines (issue #15 item 9): formats, redaction, escaping and clipping of outside text, no per-request noise."""
+"""Log lines: formats, redaction, escaping and clipping of outside text, no per-request noise."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What a client can hold of either service's HTTP server (issue #15, items 1 and 2), reproduced on loopback.
+"""What a client can hold of either service's HTTP server, reproduced on loopback.
 
 Each attack is a bounded loop against 127.0.0.1 that stops by itself; each test measures the bound
 it asserts: connections, bytes, seconds.
@@ -71,6 +71,7 @@ def timed_get(url: str) -> tuple[int, float]:
     return status, time.monotonic() - start
 
 
+@pytest.mark.slow
 def test_silent_and_half_sent_connections_block_no_one_and_are_closed_after_the_request_timeout():
     """98 connections sending nothing or half a request line held every worker of a waitress server for good."""
     with serving(small_server(threads=4)) as address:
@@ -89,6 +90,7 @@ def test_silent_and_half_sent_connections_block_no_one_and_are_closed_after_the_
             sock.close()
 
 
+@pytest.mark.slow
 def test_a_client_trickling_one_byte_at_a_time_is_cut_at_the_request_timeout():
     with serving(small_server()) as address:
         sock = connect(address)
@@ -107,6 +109,7 @@ def test_a_client_trickling_one_byte_at_a_time_is_cut_at_the_request_timeout():
         sock.close()
 
 
+@pytest.mark.slow
 def test_past_max_connections_the_least_recently_active_waiting_connection_makes_room():
     server = small_server(max_connections=16, request_timeout_seconds=30.0)
     with serving(server) as address:
@@ -190,6 +193,7 @@ def test_an_unauthenticated_body_within_the_size_limit_is_refused_without_waitin
     sock.close()
 
 
+@pytest.mark.slow
 def test_an_authenticated_body_that_trickles_is_cut_at_the_request_timeout(remediator):
     sock = connect(remediator)
     sock.sendall(b"POST /alerts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nContent-Length: 1000\r\n\r\n")

@@ -86,6 +86,7 @@ def test_tls_with_verified_client_certificates_and_basic_auth(files, ca):
         thread.join(timeout=10)
 
 
+@pytest.mark.slow
 def test_a_silent_tls_client_does_not_stall_the_handshakes_of_others(files, ca):
     server, thread = running(load_web_config(web_file(files, TLS)))
     try:

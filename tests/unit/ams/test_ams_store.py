@@ -1,5 +1,5 @@
 """The AMS client against the simulator's two stores, served in process: failed queries are failed
-collections, and a record missed by one scrape comes back on the next (issue #13, items 3 and 4)."""
+collections, and a record missed by one scrape comes back on the next."""
 
 from __future__ import annotations
 
