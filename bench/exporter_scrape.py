@@ -120,9 +120,10 @@ class Floor:
 
 
 def scrape(collector: AmsCollector, gzipped: bool = False) -> tuple[float, int]:
-    """One exporter scrape rendered to bytes (gzip level as served to Prometheus); returns (seconds, bytes)."""
+    """One exporter scrape rendered to bytes as /metrics does (the whole exposition, then gzip at the level
+    served to Prometheus); returns (seconds, bytes)."""
     started = time.perf_counter()
-    chunks = render(collector.collect())
+    chunks = list(render(collector.collect()))
     size = sum(len(chunk) for chunk in (_gzip(chunks) if gzipped else chunks))
     return time.perf_counter() - started, size
 

@@ -36,11 +36,13 @@ COUNTED_STATUSES = ("broadcasting", "preparing", "terminated_unexpectedly", "cre
 
 
 class _GcPause:
-    """Pause the cyclic GC while any scrape runs (reentrant across threads).
+    """Pause the cyclic GC while any scrape collects and builds its families (reentrant across threads).
 
     A scrape allocates hundreds of thousands of short-lived, acyclic objects; each generation-2
     pass walks the whole heap and added 30-70 ms per 10k-broadcast scrape. Reference counting
-    still frees everything; cycles wait for the next collection after the scrape.
+    still frees everything; cycles wait for the next collection after the scrape. The pause is held
+    by collect_servers() until its families are exhausted: /metrics renders the whole exposition
+    before it answers (exporter/web.py), so the pause never lasts while a slow scraper reads the body.
     """
 
     def __init__(self):
@@ -156,30 +158,34 @@ class AmsCollector:
         """Every configured AMS: fetch, build each family from a helper, yield."""
         return self.collect_servers(self.servers)
 
-    def collect_servers(self, servers: Sequence[AmsServer]) -> Iterator[Metric]:
-        """The families for some of the configured servers (the /probe view uses one)."""
+    def collect_servers(self, servers: Sequence[AmsServer], timeout: float | None = None) -> Iterator[Metric]:
+        """The families for some of the configured servers (the /probe view uses one).
+
+        timeout, when given, shortens every AMS entry's timeout_seconds for this scrape (never lengthens
+        it): the scraper's own deadline, from X-Prometheus-Scrape-Timeout-Seconds (exporter/web.py).
+        """
         with _GC_PAUSE:
             started = time.monotonic()
-            registries = {s: self._flights.join(("cluster", s.name), started, s.timeout_seconds,
+            registries = {s: self._flights.join(("cluster", s.name), started, _limit(s, timeout),
                                                 lambda deadline, s=s: self._collect_cluster(s, deadline))
                           for s in servers if s.server_jwt_secret}
-            outcomes = self.gather(servers, started, [f.future for f in registries.values()])
+            outcomes = self.gather(servers, started, [f.future for f in registries.values()], timeout)
             errors = self._error_counts(servers)
-            clusters = self._clusters(registries)
+            clusters = self._clusters(registries, timeout)
             yield from build_families(outcomes, errors, self.detail, clusters)
 
     def gather(self, servers: Sequence[AmsServer], started: float | None = None,
-               also: Sequence[Future] = ()) -> list[Outcome]:
+               also: Sequence[Future] = (), timeout: float | None = None) -> list[Outcome]:
         """Snapshot every app of `servers` in parallel, joining collections already running (single flight);
         never waits beyond the longest timeout plus GRACE_SECONDS (nor for the futures in `also`)."""
         started = time.monotonic() if started is None else started
         flights = {
-            (s, app): self._flights.join((s.name, app), started, s.timeout_seconds,
+            (s, app): self._flights.join((s.name, app), started, _limit(s, timeout),
                                          lambda deadline, s=s, app=app: self._collect_app(s, app, deadline),
                                          self._report)
             for s in servers for app in s.apps
         }
-        budget = max((s.timeout_seconds for s in servers), default=0) + GRACE_SECONDS
+        budget = max((_limit(s, timeout) for s in servers), default=0) + GRACE_SECONDS
         wait([f.future for f in flights.values()] + list(also), timeout=max(0.0, started + budget - time.monotonic()))
         outcomes = []
         for (server, app), flight in flights.items():
@@ -187,8 +193,9 @@ class AmsCollector:
                 outcomes.append(flight.future.result())
                 self._report(flight, outcomes[-1])  # now, not in the done callback that may still be running
             else:
-                late = AmsUnavailableError(f"no answer within {server.timeout_seconds:g}s")
-                outcomes.append(Outcome(server, app, None, late, server.timeout_seconds))
+                limit = _limit(server, timeout)
+                late = AmsUnavailableError(f"no answer within {limit:g}s")
+                outcomes.append(Outcome(server, app, None, late, limit))
                 self._report(flight, outcomes[-1])
         return outcomes
 
@@ -226,7 +233,7 @@ class AmsCollector:
             return ClusterOutcome(server, None, AmsError(f"unexpected {type(exc).__name__}"))
 
     @staticmethod
-    def _clusters(registries: dict[AmsServer, _Flight]) -> list[ClusterOutcome]:
+    def _clusters(registries: dict[AmsServer, _Flight], timeout: float | None = None) -> list[ClusterOutcome]:
         """The registry collections' outcomes (already waited for); one not finished in time is unavailable."""
         outcomes = []
         for server, flight in registries.items():
@@ -234,7 +241,7 @@ class AmsCollector:
             if future.done() and not future.cancelled() and future.exception() is None:
                 outcomes.append(future.result())
             else:
-                late = AmsUnavailableError(f"no answer within {server.timeout_seconds:g}s")
+                late = AmsUnavailableError(f"no answer within {_limit(server, timeout):g}s")
                 outcomes.append(ClusterOutcome(server, None, late))
         return outcomes
 
@@ -267,6 +274,11 @@ class AmsCollector:
         names = {s.name for s in servers}
         with self._lock:
             return {key: value for key, value in self._errors.items() if key[0] in names}
+
+
+def _limit(server: AmsServer, timeout: float | None) -> float:
+    """The AMS deadline of one scrape: the entry's timeout_seconds, shortened to the scraper's own when given."""
+    return server.timeout_seconds if timeout is None else min(server.timeout_seconds, timeout)
 
 
 def build_families(outcomes: list[Outcome], errors: dict[tuple[str, str, str], int],
@@ -309,8 +321,8 @@ def _cluster_families(clusters: Sequence[ClusterOutcome]) -> Iterator[Metric]:
 
 
 def _app_key(outcome: Outcome) -> tuple[str, str]:
-    """Label values (ams, app)."""
-    return (outcome.server.name, outcome.app)
+    """Escaped label values (ams, app)."""
+    return (escape(outcome.server.name), escape(outcome.app))
 
 
 def _up(outcomes: list[Outcome]) -> Metric:
@@ -334,7 +346,7 @@ def _error_family(errors: dict[tuple[str, str, str], int]) -> Metric:
     family = RowFamily("antmedia_scrape_errors", "Failed collections by reason (unavailable, incomplete, auth, malformed, error).",
                        (*APP_LABELS, "reason"), typ="counter")
     for key, value in sorted(errors.items()):
-        family.add(key, value)
+        family.add(tuple(escape(v) for v in key), value)
     return family
 
 
@@ -375,7 +387,7 @@ def _server_info(collected: list[Outcome]) -> Metric:
                        (*APP_LABELS, "version", "edition"))
     for o in collected:
         version = o.snapshot.version
-        family.add((*_app_key(o), version.name, version.edition), 1.0)
+        family.add((*_app_key(o), escape(version.name), escape(version.edition)), 1.0)
     return family
 
 
@@ -398,7 +410,7 @@ def _broadcast_counts(collected: list[Outcome]) -> Metric:
         for status in COUNTED_STATUSES:
             counts.setdefault((status, "liveStream"), 0)
         for (status, kind), value in sorted(counts.items()):
-            family.add((*_app_key(o), status, kind), value)
+            family.add((*_app_key(o), escape(status), escape(kind)), value)
     return family
 
 
@@ -409,7 +421,7 @@ def _app_viewers(collected: list[Outcome]) -> Metric:
     for o in collected:
         for protocol, count_of in VIEWER_PROTOCOLS:
             total = sum(count for b in o.snapshot.broadcasts if (count := count_of(b)) is not None and count > 0)
-            family.add((*_app_key(o), protocol), total)
+            family.add((*_app_key(o), escape(protocol)), total)
     return family
 
 

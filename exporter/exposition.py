@@ -42,18 +42,23 @@ def unescape(value: str) -> str:
 
 
 class RowFamily(Metric):
-    """A gauge or counter family stored as (escaped label values, value) rows, in label_names order."""
+    """A gauge or counter family stored as (escaped label values, value) rows, in label_names order.
+
+    One convention: label values are escaped by the caller, with escape(), before they reach a
+    RowFamily, whether through rows= or add(). A stream's key is escaped once and shared by every
+    family that names the stream; nothing here escapes again.
+    """
 
     def __init__(self, name: str, documentation: str, label_names: Sequence[str], typ: str = "gauge",
                  rows: Iterable[Row] = ()):
         super().__init__(name, documentation, typ)
         self.sample_name = f"{name}_total" if typ == "counter" else name
         self.label_names = tuple(label_names)
-        self.rows: list[Row] = list(rows)  # already escaped (use add() for raw values)
+        self.rows: list[Row] = list(rows)  # label values already escaped
 
     def add(self, values: tuple[str, ...], value: float) -> None:
-        """Append one sample; values are raw label values in label_names order (escaped here)."""
-        self.rows.append((tuple(escape(v) for v in values), value))
+        """Append one sample; values are escaped label values (escape()) in label_names order."""
+        self.rows.append((values, value))
 
     def head(self) -> str:
         """The HELP and TYPE lines."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import parse_qs
@@ -17,6 +18,11 @@ from service.build import register_process_metrics
 log = logging.getLogger(__name__)
 
 Wsgi = Callable[[dict, Callable], Iterable[bytes]]
+# Prometheus tells every target its scrape timeout in this header; the exporter ends its AMS work
+# this much earlier, so the answer is written before Prometheus gives up (blackbox_exporter's
+# --timeout-offset, default 0.5 s). The exporter's own GRACE_SECONDS fits inside the offset.
+SCRAPE_TIMEOUT_HEADER = "HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"
+TIMEOUT_OFFSET_SECONDS = 0.5
 GZIP_LEVEL = 1  # the exposition is large and repetitive: level 1 gets most of the gain at a fraction of the CPU
 
 
@@ -32,8 +38,8 @@ def create_app(collector: AmsCollector, ready: Callable[[], bool] = lambda: True
     """Build the WSGI callable around a collector; ready() answers /-/ready (False while stopping)."""
     own = own_registry() if registry is None else registry
 
-    def everything() -> Iterator:
-        yield from collector.collect()
+    def everything(timeout: float | None) -> Iterator:
+        yield from collector.collect_servers(collector.servers, timeout)
         yield from own.collect()
 
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -42,7 +48,8 @@ def create_app(collector: AmsCollector, ready: Callable[[], bool] = lambda: True
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return _text(start_response, "405 Method Not Allowed", "only GET\n")
         if path == "/metrics":
-            return _metrics(environ, start_response, everything)
+            timeout = scrape_timeout(environ)
+            return _metrics(environ, start_response, lambda: everything(timeout))
         if path == "/probe":
             return _probe(environ, start_response, collector)
         if path == "/-/healthy":
@@ -66,30 +73,44 @@ def _probe(environ: dict, start_response: Callable, collector: AmsCollector) -> 
     servers = select_servers(collector.servers, targets[0])
     if not servers:
         return _text(start_response, "404 Not Found", "unknown target: not a configured ams name\n")
-    return _metrics(environ, start_response, lambda: collector.collect_servers(servers))
+    timeout = scrape_timeout(environ)
+    return _metrics(environ, start_response, lambda: collector.collect_servers(servers, timeout))
+
+
+def scrape_timeout(environ: dict) -> float | None:
+    """The scraper's deadline for AMS work: X-Prometheus-Scrape-Timeout-Seconds less TIMEOUT_OFFSET_SECONDS.
+
+    None (each AMS entry's timeout_seconds applies) without the header, when it is not a positive
+    number, or when the offset leaves nothing, as blackbox_exporter does. The caller only ever
+    shortens timeout_seconds with it.
+    """
+    raw = environ.get(SCRAPE_TIMEOUT_HEADER)
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds - TIMEOUT_OFFSET_SECONDS <= 0:
+        return None
+    return seconds - TIMEOUT_OFFSET_SECONDS
 
 
 def _metrics(environ: dict, start_response: Callable, families: Callable[[], Iterator]) -> Iterable[bytes]:
-    """Stream the exposition; the first chunk is made before answering so a failure is a clean 500."""
-    chunks = render(families())
+    """Render the whole exposition, then answer: a failure is a clean 500, and the collector's GC pause
+    has ended before the first byte goes out, so a slow scraper reading the body never holds it."""
     try:
-        first = next(chunks, b"")
+        chunks = list(render(families()))
     except Exception:  # noqa: BLE001 - the collector guards AMS errors; this is a bug, report it as such
         log.exception("building /metrics failed")
         return _text(start_response, "500 Internal Server Error", "internal error, see the exporter log\n")
     headers = [("Content-Type", CONTENT_TYPE)]
-    body = _prepend(first, chunks)
+    body: Iterable[bytes] = chunks
     if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
         headers.append(("Content-Encoding", "gzip"))
-        body = _gzip(body)
+        body = _gzip(chunks)
     start_response("200 OK", headers)
     return body
-
-
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    """Yield first, then the rest."""
-    yield first
-    yield from rest
 
 
 def _gzip(chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -1,4 +1,4 @@
-"""The exporter against slow, dripping and odd AMS data (issue #15, items 3, 5, 10, 11): concurrent
+"""The exporter against slow, dripping and odd AMS data: concurrent
 scrapes share one collection, recovery shows at the next scrape, every id is exported and counted."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import time
 import tracemalloc
 
 import httpx
+import pytest
 
 from ams.client import AmsClient
 from ams.model import id_label
@@ -94,7 +95,8 @@ def test_concurrent_scrapes_hold_one_snapshot_in_memory():
     assert ten < 6 * one, (one / 2**20, ten / 2**20)  # measured about 4x
 
 
-def test_concurrent_scrapes_of_a_hanging_ams_end_within_the_readme_bound():
+@pytest.mark.slow
+def test_concurrent_scrapes_of_a_hanging_ams_end_within_the_documented_bound():
     def hang(path: str, reply: Reply) -> bool:
         time.sleep(3.0)
         return False
@@ -107,13 +109,14 @@ def test_concurrent_scrapes_of_a_hanging_ams_end_within_the_readme_bound():
     finally:
         collector.close()
         ams.close()
-    # README: /metrics answers within timeout_seconds plus 0.25 s even if AMS hangs; the ten scrapers
+    # docs/operations.md: /metrics answers within timeout_seconds plus 0.25 s even if AMS hangs; the ten scrapers
     # shared one collection, so AMS saw one connection, not ten.
     assert max(durations) < server.timeout_seconds + GRACE_SECONDS + 0.2, durations
     assert statistics.median(durations) <= server.timeout_seconds + GRACE_SECONDS
     assert ams.connections <= 1
 
 
+@pytest.mark.slow
 def test_a_recovered_ams_reads_up_at_the_very_next_scrape():
     state = {"drip": True}
 

@@ -217,6 +217,7 @@ def test_golden_exposition(either):
     assert text == golden.read_text(), "run with UPDATE_GOLDEN=1 to refresh after an intended change"
 
 
+@pytest.mark.slow  # runs promtool: make test, not make check
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 def test_promtool_finds_nothing_to_lint(either):
     result = subprocess.run(["promtool", "check", "metrics"], input=render_bytes(either.collect()),

@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 
 from ams.client import AmsClient
 from exporter.collector import AmsCollector
-from exporter.exposition import RowFamily, render_bytes
+from exporter.exposition import RowFamily, escape, render_bytes
 from exporter.collector import Outcome, build_families
 from ams.model import (
     AppSnapshot,
@@ -62,7 +62,14 @@ def scrape_with(rig, path_regex: str, body: bytes) -> bytes:
 
 
 ENDPOINTS = st.sampled_from([r"/broadcasts/list/", r"/conference-rooms/list/", r"/version$", r"/count$"])
-settings_ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def examples(n: int) -> int:
+    """n examples under the default profile, a tenth under make check's (tests/conftest.py)."""
+    return max(5, n * settings.default.max_examples // 100)
+
+
+settings_ = settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @settings_
@@ -79,7 +86,7 @@ def test_truncated_json_never_crashes_a_scrape(rig, endpoint, body, cut, junk):
     assert b'antmedia_up{ams="main",app="WebRTCAppEE"}' in text
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(page=st.lists(records, max_size=10))
 def test_record_parsing_keeps_or_skips_never_raises(page):
     broadcasts, rejected = parse_broadcast_page(page)
@@ -90,7 +97,7 @@ def test_record_parsing_keeps_or_skips_never_raises(page):
 label_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=10)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(rows=st.lists(st.tuples(st.tuples(label_text, label_text, label_text),
                                st.one_of(st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=False))), max_size=6),
        counter=st.booleans())
@@ -98,7 +105,7 @@ def test_fast_rendering_is_byte_identical_to_generate_latest(rows, counter):
     family = RowFamily("antmedia_test", 'help with \\ and "quotes"\nnewline', ("stream_id", "ams", "zone"),
                        typ="counter" if counter else "gauge")
     for values, value in rows:
-        family.add(values, value)
+        family.add(tuple(escape(v) for v in values), value)
 
     class One:
         def collect(self):
@@ -125,7 +132,7 @@ EDGE_RECORD = {"streamId": "s1", "status": "broadcasting", "receivedBytes": -3, 
                "pendingPacketSize": -2, "bitrate": 800, "startTime": 1709200000456, "updateTime": 1709200303120}
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(page=st.one_of(st.lists(stream_records, max_size=8, unique_by=lambda r: r["streamId"]),
                       st.lists(stream_records, max_size=8)), cut=st.integers(0, 8), version=st.sampled_from(["2.8.2", "3.0.0"]),
        conference=st.lists(st.tuples(ids, st.lists(ids, max_size=2).map(tuple)), max_size=2), detail=st.booleans())
@@ -163,7 +170,7 @@ def test_stream_families_are_byte_identical_to_generate_latest(page, cut, versio
 
 
 def expected_stream_samples(streams, rooms, zero_absent: bool, detail: bool) -> set:
-    """The per-stream samples, straight from the README's rules (an oracle for the collector)."""
+    """The per-stream samples, straight from the rules of docs/metrics.md (an oracle for the collector)."""
     out = set()
 
     def add(name, b, value, **extra):
@@ -221,7 +228,7 @@ def typed_records(ints):
     })
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(page=st.one_of(st.lists(typed_records(long_ints), max_size=8),
                       st.lists(st.one_of(typed_records(long_ints), stream_records, records, json_values), max_size=8)))
 def test_typed_list_decoding_parses_like_the_lenient_parser(page):
@@ -230,7 +237,7 @@ def test_typed_list_decoding_parses_like_the_lenient_parser(page):
     assert repr(parse_broadcast_page(decode_broadcast_list(body))) == repr(parse_broadcast_page(json.loads(body)))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(page=st.lists(typed_records(st.integers(-2**63, 2**63 - 1)), min_size=1, max_size=8))
 def test_records_with_ams_types_take_the_typed_path(page):
     decoded = decode_broadcast_list(json.dumps(page).encode())
