@@ -20,6 +20,7 @@ check: venv
 	$(PY) -m pytest -q -m "not slow and not e2e" --hypothesis-profile=check $(CHECK_PATHS) -p no:cacheprovider
 
 demo: venv system-deps
+	@missing=""; command -v node >/dev/null 2>&1 || command -v nodejs >/dev/null 2>&1 || missing=" nodejs"; hint="(the demo goes on without its tile lines)"; ( $(APT_INSTALL_MISSING) ) || true
 	$(PY) -m demo
 
 # Benchmarks are not tests: each takes minutes and rewrites its section of bench/RESULTS.md.

@@ -6,4 +6,5 @@ The presentation only: it drives the stack harness (stack/) and shows what happe
     watch.py      polls Alertmanager, the remediator's audit log and the ghosts' lifecycles
     timeline.py   one printed line per event
     summary.py    closing lines: ghosts removed, their lifetimes, streams wrongly touched
+    tiles.py      the other participants' screens: runs tiles.mjs (the page kit, client/, under node)
 """

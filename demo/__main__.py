@@ -8,6 +8,7 @@ import sys
 import time
 
 from demo.summary import Summary, format_summary, summarize
+from demo.tiles import Tiles
 from demo.timeline import Timeline
 from demo.watch import Watcher
 from simulator.scenario import run_conference
@@ -41,8 +42,11 @@ def print_urls(stack: Stack) -> None:
         print(f"  {name:<16} {url}{PAGES.get(name, '')}")
 
 
-def scenario_listener(timeline: Timeline, watcher: Watcher, rejoin_times: dict[str, float]):
-    """Turns the simulator scenario's events into timeline lines; follows every dropped participant."""
+def scenario_listener(timeline: Timeline, watcher: Watcher, rejoin_times: dict[str, float],
+                      tiles: Tiles | None = None):
+    """Turns the simulator scenario's events into timeline lines; follows every dropped participant.
+
+    Participant events also go to the page kit (tiles), which tells when the other screens hide a tile."""
     def on_event(event) -> None:
         """One scenario event."""
         stream = event.stream_id or "-"
@@ -51,6 +55,8 @@ def scenario_listener(timeline: Timeline, watcher: Watcher, rejoin_times: dict[s
         if event.kind == "rejoin":
             rejoin_times[stream] = event.at
         timeline.add(KINDS.get(event.kind, event.kind), stream, event.detail)
+        if tiles is not None:
+            tiles.event(event.kind, event.stream_id, event.detail)
     return on_event
 
 
@@ -60,19 +66,29 @@ def removed(stack: Stack, stream: str) -> bool:
     return lifecycle.unlisted_at is not None and lifecycle.rejoinable_at is not None
 
 
-def rejoin(stack: Stack, timeline: Timeline, stream: str) -> float | None:
+def rejoin(stack: Stack, timeline: Timeline, stream: str, tiles: Tiles | None = None) -> float | None:
     """The participant comes back with the same stream id; returns when (simulator time), None if refused."""
     at = stack.sim.clock.now()
     ok = stack.sim.reconnect(APP, stream)
     timeline.add("rejoined" if ok else "note", stream,
                  "publishes again with the same id" if ok else "rejoin refused (streamIdInUse)")
+    if ok and tiles is not None:
+        tiles.event("rejoined", stream)
     return at if ok else None
 
 
 def run_story(stack: Stack, timeline: Timeline) -> Summary:
-    """The simulator's conference scenario, then the ghosts' removal and rejoin; returns the summary."""
+    """The simulator's conference scenario, then the ghosts' removal and rejoin; returns the summary.
+
+    The page kit (client/) runs beside it under node, as the other participants' screens."""
+    with Tiles.start(timeline, ROOM) as tiles:
+        return _story(stack, timeline, tiles)
+
+
+def _story(stack: Stack, timeline: Timeline, tiles: Tiles) -> Summary:
+    """run_story with the page kit running."""
     watcher, tried = Watcher(stack, timeline, APP), {}
-    result = run_conference(stack.sim, APP, room=ROOM, on_event=scenario_listener(timeline, watcher, tried),
+    result = run_conference(stack.sim, APP, room=ROOM, on_event=scenario_listener(timeline, watcher, tried, tiles),
                             sleep=watcher.sleep)
     # On 3.x a participant may republish before the eviction: it is healthy from then on.
     back = {s: tried[s] for s in result.rejoined if s in tried}
@@ -80,14 +96,15 @@ def run_story(stack: Stack, timeline: Timeline) -> Summary:
     if not watcher.wait(lambda: all(removed(stack, g) for g in pending), REMOVAL_TIMEOUT):
         timeline.add("note", "-", f"not every ghost was removed within {REMOVAL_TIMEOUT:.0f} s")
     for ghost in pending:
-        if removed(stack, ghost) and (at := rejoin(stack, timeline, ghost)) is not None:
+        if removed(stack, ghost) and (at := rejoin(stack, timeline, ghost, tiles)) is not None:
             back[ghost] = at
     # Let the resolved alerts show: a ghost alert keeps firing 20 s past its removal (keep_firing_for).
     watcher.wait(lambda: not watcher.alerts_open(), RESOLVE_TIMEOUT)
+    tiles.stop()
     lifecycles = {g: stack.sim.lifecycle(APP, g) for g in watcher.ghosts}
     wrong = wrongly_touched(stack.sim.writes, set(watcher.ghosts), back)
     came_back = [g for g in watcher.ghosts if g in result.rejoined and lifecycles[g].unlisted_at is None]
-    return summarize(watcher.ghosts, lifecycles, wrong, came_back=came_back)
+    return summarize(watcher.ghosts, lifecycles, wrong, came_back=came_back, tiles_hidden=tiles.hidden)
 
 
 def wait_for_interrupt(stack: Stack) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from stack.writes import describe_write
 
@@ -15,17 +15,18 @@ class GhostOutcome:
     stream: str
     removed_after: float | None
     rejoinable_after: float | None
+    tile_hidden_after: float | None = None   # the page kit hid its tile this long after its last audio packet
 
 
-def ghost_outcome(stream: str, lifecycle: Any) -> GhostOutcome:
+def ghost_outcome(stream: str, lifecycle: Any, tile_hidden_after: float | None = None) -> GhostOutcome:
     """From a simulator GhostLifecycle: removal is when it left the room, or its record went."""
     last = getattr(lifecycle, "last_heartbeat_at", None)
     if lifecycle is None or last is None:
-        return GhostOutcome(stream, None, None)
+        return GhostOutcome(stream, None, None, tile_hidden_after)
     removed_at = _earliest_complete(lifecycle)
     rejoin = getattr(lifecycle, "rejoinable_at", None)
     return GhostOutcome(stream, None if removed_at is None else removed_at - last,
-                        None if rejoin is None else rejoin - last)
+                        None if rejoin is None else rejoin - last, tile_hidden_after)
 
 
 def _earliest_complete(lifecycle: Any) -> float | None:
@@ -67,12 +68,13 @@ def format_summary(summary: Summary) -> list[str]:
     """Readable closing lines."""
     lines = [f"Ghosts removed: {len(summary.removed)} of {len(summary.ghosts)}"]
     for ghost in summary.ghosts:
+        tile = "" if ghost.tile_hidden_after is None else f"; tile hidden after {_seconds(ghost.tile_hidden_after)}"
         if ghost.removed_after is None and ghost.stream in summary.came_back:
             lines.append(f"  {ghost.stream:<12} republished by its participant first"
-                         f" (id free {_seconds(ghost.rejoinable_after)} after its last heartbeat)")
+                         f" (id free {_seconds(ghost.rejoinable_after)} after its last heartbeat){tile}")
             continue
         lines.append(f"  {ghost.stream:<12} removed {_seconds(ghost.removed_after)} after its last heartbeat,"
-                     f" rejoin possible after {_seconds(ghost.rejoinable_after)}")
+                     f" rejoin possible after {_seconds(ghost.rejoinable_after)}{tile}")
     lifetimes = [g.removed_after for g in summary.removed]
     if lifetimes:
         lines.append(f"Ghost lifetime: min {min(lifetimes):.1f} s, median {statistics.median(lifetimes):.1f} s,"
@@ -85,7 +87,9 @@ def format_summary(summary: Summary) -> list[str]:
 
 
 def summarize(ghosts: Iterable[str], lifecycles: dict[str, Any], wrong_writes: Iterable[Any],
-              kept: Iterable[str] = (), came_back: Iterable[str] = ()) -> Summary:
-    """Build the Summary from lifecycles and the writes outside the ghosts."""
-    outcomes = tuple(ghost_outcome(s, lifecycles.get(s)) for s in ghosts)
+              kept: Iterable[str] = (), came_back: Iterable[str] = (),
+              tiles_hidden: Mapping[str, float] | None = None) -> Summary:
+    """Build the Summary from lifecycles and the writes outside the ghosts (and when the page kit hid each tile)."""
+    hidden = tiles_hidden or {}
+    outcomes = tuple(ghost_outcome(s, lifecycles.get(s), hidden.get(s)) for s in ghosts)
     return Summary(outcomes, tuple(describe_write(w) for w in wrong_writes), tuple(kept), tuple(came_back))

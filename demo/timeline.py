@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TextIO
@@ -11,6 +12,7 @@ LABELS = {
     "firing": "ALERT", "silenced": "SILENCED", "resolved": "RESOLVED", "decision": "DECISION",
     "unlisted": "GONE", "deleted": "DELETED", "rejoinable": "REJOIN OK", "rejoined": "REJOINED",
     "note": "NOTE", "state": "STATE",
+    "tile_hidden": "HIDE TILE", "tile_shown": "SHOW TILE", "tile_kept": "KEEP TILE",
 }
 
 
@@ -32,7 +34,7 @@ def format_event(event: Event) -> str:
 
 @dataclass
 class Timeline:
-    """Collects events and prints each as it happens."""
+    """Collects events and prints each as it happens (from any thread: the page kit's lines come from their own)."""
 
     out: TextIO | None = field(default_factory=lambda: sys.stdout)  # None: collect only
     clock: Callable[[], float] = time.monotonic
@@ -40,13 +42,15 @@ class Timeline:
 
     def __post_init__(self):
         self.started = self.clock()
+        self._lock = threading.Lock()
 
     def add(self, kind: str, stream: str, detail: str = "") -> Event:
         """Record and print one event."""
-        event = Event(round(self.clock() - self.started, 1), kind, stream, detail)
-        self.events.append(event)
-        if self.out is not None:
-            print(format_event(event), file=self.out, flush=True)
+        with self._lock:
+            event = Event(round(self.clock() - self.started, 1), kind, stream, detail)
+            self.events.append(event)
+            if self.out is not None:
+                print(format_event(event), file=self.out, flush=True)
         return event
 
 
