@@ -24,6 +24,7 @@ import jwt
 from ams.server import AmsServer
 from ams.errors import (
     AmsAuthError, AmsDeadlineError, AmsError, AmsIncompleteError, AmsLimitError, AmsMalformedError, AmsUnavailableError,
+    AmsUnreachableError,
 )
 from ams.model import (
     AmsVersion,
@@ -310,8 +311,12 @@ class AmsClient:
             with self._http.stream(method, path, params=params, content=body, headers=headers,
                                    timeout=max(at - time.monotonic(), 0.001)) as response:
                 content = self._read_body(response, method, path, at)
+        except httpx.ConnectTimeout:
+            raise (AmsDeadlineError if budget else AmsUnreachableError)(f"{method} {path}: connect timed out") from None
         except httpx.TimeoutException:
             raise (AmsDeadlineError if budget else AmsUnavailableError)(f"{method} {path}: timed out") from None
+        except httpx.ConnectError as exc:
+            raise AmsUnreachableError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
         except httpx.HTTPError as exc:
             raise AmsUnavailableError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
         finally:
@@ -591,6 +596,20 @@ class AmsClient:
         if broadcast.stream_id != stream_id:  # a proxy or a broken AMS answering for another record
             raise AmsMalformedError(f"broadcast: asked for {stream_id!r}, AMS answered {broadcast.stream_id!r}")
         return Fetched(broadcast, reply.server_time)
+
+    def answers(self, app: str) -> bool:
+        """Whether the host answers HTTP at all, whatever the status: False only when no connection could be
+        made (refused, or not accepted within the timeout), the test AMS's own isHostRunning makes. A node
+        that lost its database still answers (an error page is an answer)."""
+        try:
+            self._exchange("GET", f"/{seg(app)}/rest/v2/version", app, None, None, None)
+        except AmsDeadlineError:
+            raise
+        except AmsUnreachableError:
+            return False
+        except AmsUnavailableError:
+            return True  # connected, then no good answer: the host is there
+        return True
 
     def broadcast_statistics(self, app: str, stream_id: str) -> int:
         """totalRTMPWatchersCount of GET /{id}/broadcast-statistics: -1 unless THIS node holds a live broadcast

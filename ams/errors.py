@@ -27,6 +27,13 @@ class AmsUnavailableError(AmsError):
     reason = "unavailable"
 
 
+class AmsUnreachableError(AmsUnavailableError):
+    """No connection to the host at all (refused, or not accepted in time): what AMS's own isHostRunning
+    calls a host that is not running (RestProxyFilter @2.8.2, a TCP connect)."""
+
+    reason = "unavailable"
+
+
 class AmsIncompleteError(AmsUnavailableError):
     """AMS answered a list, but not all of it: HTTP 204 (v2.8.x MongoDB returns null when its query throws)
     or markedly fewer records than /count said. A failed collection, never a smaller world; retrying can help."""

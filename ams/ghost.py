@@ -1,4 +1,4 @@
-"""THE ghost predicate (DESIGN.md, "What a ghost is"): pure functions, shared by the exporter and the remediator.
+"""THE ghost predicate (docs/design.md, "The ghost predicate"): pure functions, shared by the exporter and the remediator.
 
 Staleness is not judged here from timestamps of two machines. Each caller measures, on ONE clock,
 whether a broadcast's updateTime has kept its value for longer than stale_threshold(): the rule on

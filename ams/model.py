@@ -40,7 +40,7 @@ _WORDS: dict[str, str] = {}  # validated enum-like values seen so far, interned
 
 @dataclass(frozen=True, slots=True)
 class AmsVersion:
-    """The AMS version of one app, with the behaviours that depend on it (reference timeline)."""
+    """The AMS version of one app, with the behaviours that depend on it (docs/ams.md, "Version timeline")."""
 
     name: str
     major: int = 0

@@ -15,7 +15,7 @@ DEFAULT_STALE_HEARTBEATS = 2
 # window in which a publisher whose network blinked may resume its session with the same record.
 DEFAULT_RECONNECT_GRACE_SECONDS = 10.0
 # The REST base of one cluster node, `{ip}` its registry address: AMS's own RestProxyFilter forwards
-# to http://{originAdress}:{defaultHttpPort}/ (RestProxyFilter L118-124 @2.8.2), 5080 by default.
+# to http://{originAdress}:{defaultHttpPort}/ (RestProxyFilter L159 @2.8.2, L165 @3.0.3), 5080 by default.
 DEFAULT_NODE_URL = "http://{ip}:5080"
 # Red5 closes a silent RTMP connection after rtmp.max_inactivity (60000 ms in red5.properties;
 # RTMPConnection L1826-1873 @2.8.2): until then a dropped RTMP publisher still holds its scope on 2.8.x.

@@ -9,7 +9,6 @@ import time
 from typing import Callable, Mapping
 
 from ams.client import deadline_scope
-from ams.errors import AmsError
 from ams.model import is_stream_id
 from remediator.alerts import Alert, Notification
 from remediator.fairpool import NOT_RUN, FairPool
@@ -32,8 +31,8 @@ DEAD_ORIGIN = "dead"  # the rule's origin label for a ghost whose origin node AM
 _NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.\-]{1,200}$")
 # How long a notification may wait for one of max_concurrent_notifications before it is answered 503.
 SLOT_WAIT_SECONDS = 1.0
-# Time kept after the wait for a heartbeat's stillness, for the alerts' own reads and writes.
-WITNESS_MARGIN_SECONDS = 2.0
+# How often every hold's witness is read again (a few reads per hold: holds are per app and node).
+HOLD_REVIEW_SECONDS = 2.0
 
 
 def _label(alert: Alert, key: str) -> str:
@@ -47,8 +46,7 @@ class Remediator:
     def __init__(self, config: RemediatorConfig, revalidators: Mapping[str, Revalidator],
                  metrics: RemediatorMetrics, audit: AuditLog,
                  alertmanager: AlertmanagerCheck | None = None,
-                 clock: Callable[[], float] = time.time, concurrency: int = 4,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.time, concurrency: int = 4) -> None:
         self.config = config
         self.revalidators = dict(revalidators)
         self.metrics = metrics
@@ -60,7 +58,8 @@ class Remediator:
         self.flagged = FlaggedStreams(config.blast_radius)
         self.handled = HandledAlerts(config.dedup_max_entries)
         self.holds = LifeHolds()
-        self.sleep = sleep  # the wait for a heartbeat to stand still long enough (a fake one in tests)
+        self._closing = threading.Event()
+        threading.Thread(target=self._review_loop, name="hold-review", daemon=True).start()
         # Alerts of one notification run on its own thread plus up to concurrency - 1 shared workers, the
         # workers taking notifications in turns; at most max_concurrent_notifications are worked on at once.
         self._pool = FairPool(workers=max(1, concurrency), per_batch=max(1, concurrency))
@@ -92,8 +91,8 @@ class Remediator:
         # Services found unreachable in this notification: later alerts defer at once instead of
         # each waiting for its own timeout (the whole answer would outlast Alertmanager's patience).
         down: set[str] = set()
-        self._witness_first([notification.alerts[i] for i in pending], deadline, down)
-        results = self._pool.map(lambda i: self.decide(notification.alerts[i], down, deadline), pending, deadline)
+        results = self._pool.map(lambda i: self.decide(notification.alerts[i], down, deadline, notification.alerts),
+                                 pending, deadline)
         for i, result in zip(pending, results):
             if isinstance(result, Outcome):
                 outcomes[i] = result
@@ -102,36 +101,6 @@ class Remediator:
                 outcomes[i] = self._deferred(notification.alerts[i], "timeout",
                                              f"{why} within notification_timeout_seconds")
         return outcomes
-
-    def _witness_first(self, alerts: list[Alert], deadline: float, down: set[str]) -> None:
-        """Read each named stream once, then wait until every heartbeat shown has stood still long enough here.
-
-        The wait happens once per notification and only when it ends well before the notification's
-        deadline; otherwise the alerts are deferred (503) by the pipeline and Alertmanager's next
-        delivery finds the first sighting already recorded.
-        """
-        def one(alert: Alert) -> float | None:
-            ams, app, stream = _label(alert, "ams"), _label(alert, "app"), _label(alert, "stream_id")
-            revalidator = self.revalidators.get(ams)
-            if revalidator is None or app not in revalidator.apps or not is_stream_id(stream) or f"ams:{ams}" in down:
-                return None
-            try:
-                with deadline_scope(until):
-                    revalidator.watch_nodes()
-                    return revalidator.witness(app, stream, alert.heartbeat_ms, revalidator.calls([]))
-            except Decided as decision:
-                if decision.reason == "ams_unavailable":
-                    down.add(f"ams:{ams}")
-                return None  # the pipeline reads again and decides
-            except AmsError:
-                return None
-
-        # Half the notification's time at most: the pipeline needs the rest (it records first sightings too).
-        until = time.monotonic() + (deadline - time.monotonic()) / 2
-        waits = [w for w in self._pool.map(one, alerts, until) if isinstance(w, float)]
-        longest = max(waits, default=0.0)
-        if 0.0 < longest and time.monotonic() + longest + WITNESS_MARGIN_SECONDS < deadline:
-            self.sleep(longest)
 
     def _flag(self, alert: Alert, now: float) -> None:
         """Count a firing remediation alert towards its app's blast radius (configured apps, valid ids only)."""
@@ -162,14 +131,19 @@ class Remediator:
         self._record(outcome)
         return outcome
 
-    def decide(self, alert: Alert, down: set[str] | None = None, deadline: float | None = None) -> Outcome:
-        """Run the pipeline for one alert (every AMS request ends by the deadline), then count and audit."""
+    def decide(self, alert: Alert, down: set[str] | None = None, deadline: float | None = None,
+               siblings: tuple[Alert, ...] = ()) -> Outcome:
+        """Run the pipeline for one alert (every AMS request ends by the deadline), then count and audit.
+
+        siblings: the alerts of the same notification (a dead-labelled ghost found on a live node brings
+        the others of its node into the blast radius at once).
+        """
         outcome = self._outcome(alert)
         outcome.mapped = False  # set again by _admit, after the labels are checked
         try:
             with deadline_scope(deadline):
                 self._admit(alert, outcome)
-                self._settle_once(alert, outcome, set() if down is None else down)
+                self._settle_once(alert, outcome, set() if down is None else down, siblings)
         except Decided as decision:
             outcome.outcome, outcome.reason, outcome.detail = decision.outcome, decision.reason, decision.detail
         except Exception as exc:  # a bug must not turn into a retry storm or a lost answer
@@ -211,7 +185,7 @@ class Remediator:
         path = self.config.kill_switch_file
         return bool(path) and os.path.exists(path)
 
-    def _settle_once(self, alert: Alert, outcome: Outcome, down: set[str]) -> None:
+    def _settle_once(self, alert: Alert, outcome: Outcome, down: set[str], siblings: tuple[Alert, ...] = ()) -> None:
         """Idempotency: one settled decision per (ams, app, stream, room, startsAt): one id listed in two
         rooms is two alerts, each of which must see its room cleared."""
         key = (outcome.ams, outcome.app, outcome.stream_id, alert.starts_at.timestamp(), outcome.room or "")
@@ -220,25 +194,26 @@ class Remediator:
             # replicas with distinct labels) must not evict it twice at once.
             with self.handled.hold(key[:3]):
                 if self.handled.outcome(key) is None:
-                    self._act_unless_down(alert, outcome, key, down)
+                    self._act_unless_down(alert, outcome, key, down, siblings)
                     return
         self.metrics.duplicates.inc()
         raise Decided("skipped", "duplicate", f"already {self.handled.outcome(key)}")
 
-    def _act_unless_down(self, alert: Alert, outcome: Outcome, key: tuple, down: set[str]) -> None:
+    def _act_unless_down(self, alert: Alert, outcome: Outcome, key: tuple, down: set[str],
+                         siblings: tuple[Alert, ...] = ()) -> None:
         """Defer at once when this notification already found the needed service unreachable."""
         service = {"ams_unavailable": f"ams:{outcome.ams}", "alertmanager_unavailable": "alertmanager"}
         for reason, name in service.items():
             if name in down:
                 raise Decided("deferred", reason, "unreachable earlier in this notification")
         try:
-            self._act(alert, outcome, key)
+            self._act(alert, outcome, key, siblings)
         except Decided as decision:
             if decision.reason in service:
                 down.add(service[decision.reason])
             raise
 
-    def _act(self, alert: Alert, outcome: Outcome, key: tuple) -> None:
+    def _act(self, alert: Alert, outcome: Outcome, key: tuple, siblings: tuple[Alert, ...] = ()) -> None:
         """Silence re-check, revalidation, the origin node, guards, own stillness, then the eviction (or its dry run)."""
         self._check_alertmanager(alert)
         revalidator = self.revalidators[outcome.ams]
@@ -253,39 +228,56 @@ class Remediator:
         node = revalidator.origin_node(target, calls)
         ip = node.ip if node is not None else None
         calls.gate = lambda: self._gate(outcome.ams, outcome.app, ip)
-        dead_node = self._on_dead_node(alert, target, node, revalidator, calls)
+        dead_node = self._on_dead_node(alert, target, node, revalidator, calls, siblings)
         self._guard(target, outcome, revalidator, calls, dead_node, ip)
+        if node is not None and not dead_node:
+            self._node_writes(target, node, revalidator, calls)
         self._witnessed(target, outcome, revalidator, None if dead_node else node)
         stopper = None if dead_node else self._no_life_on_origin(target, outcome, revalidator, node, calls)
         self._evict(alert, target, outcome, key, revalidator, calls, dead_node, stopper, ip)
 
-    def _on_dead_node(self, alert: Alert, target: Target, node, revalidator: Revalidator, calls) -> bool:
+    def _on_dead_node(self, alert: Alert, target: Target, node, revalidator: Revalidator, calls,
+                      siblings: tuple[Alert, ...] = ()) -> bool:
         """True when the alert says origin=dead and the node is dead by every measure this process has.
 
         Dead here means: AMS's registry reads it dead, its registry heartbeat has stood still across this
         process's own reads for more than a node period (AMS's verdict compares two clocks), and its
         host does not answer. A host that answers is a node that serves but does not write (it lost its
-        database, or its clock stepped): held for a human. A registry heartbeat that moves is a live
-        node whose clock lags the reader's: its ghosts take the live-node path, blast radius included.
+        database, or its clock stepped): held for a human. A node AMS reads alive, or whose registry
+        heartbeat moves (its clock lags the reader's), is a live node: its ghosts take the live-node path.
         """
         if _label(alert, "origin") != DEAD_ORIGIN or not revalidator.reads_nodes:
             return False
         if node is None:
             raise Decided("skipped", "node_unknown", f"AMS lists no node {target.origin or '(none)'}")
         writing = revalidator.nodes.writing(node.ip)
-        if writing:
-            self.flagged.flag((_label(alert, "ams"), target.app), target.stream_id, self.clock())
+        if writing or not node.dead:  # alive after all: judged with the live nodes' guards, blast radius included
+            now, ams = self.clock(), _label(alert, "ams")
+            for other in (alert, *siblings):
+                if (_label(other, "origin") == DEAD_ORIGIN and _label(other, "ams") == ams
+                        and _label(other, "app") == target.app and _label(other, "node") == _label(alert, "node")
+                        and is_stream_id(_label(other, "stream_id"))):
+                    self.flagged.flag((ams, target.app), _label(other, "stream_id"), now)
             return False
-        if not node.dead:
-            raise Decided("skipped", "node_alive", f"AMS reads origin node {node.ip} alive")
         if writing is None:
             raise Decided("deferred", "node_unconfirmed",
                           f"AMS reads {node.ip} dead; its registry heartbeat has stood still "
                           f"{revalidator.nodes.still_for(node.ip):.1f} s here")
-        if revalidator.scope(revalidator.node_client(node.ip), target, node.ip, calls) is not None:
+        if revalidator.answers(node.ip, target.app, calls):
             raise Decided("skipped", "node_not_writing",
                           f"AMS reads {node.ip} dead but its host answers: it serves without writing")
         return True
+
+    def _node_writes(self, target: Target, node, revalidator: Revalidator, calls) -> None:
+        """A live-path origin node whose registry heartbeat stood still across this process's reads serves
+        without writing (lost database) when its host answers: its streams are held for a human; when it
+        does not answer, its death is on the way to being confirmed."""
+        if revalidator.nodes.writing(node.ip) is not False:
+            return
+        if not revalidator.answers(node.ip, target.app, calls):
+            raise Decided("deferred", "node_unconfirmed", f"{node.ip} neither writes nor answers")
+        raise Decided("skipped", "node_not_writing",
+                      f"{node.ip}'s registry heartbeat stands still but its host answers")
 
     def _witnessed(self, target: Target, outcome: Outcome, revalidator: Revalidator, node) -> None:
         """The heartbeat has stood still long enough on this process's clock, and on its node's own.
@@ -318,21 +310,11 @@ class Remediator:
 
         AMS forwards no write about a stale record to its origin (RestProxyFilter L101-104 @2.8.2,
         L100-102 @3.0.3) and a stop looks only at the node that runs it, so both the evidence and the
-        stop go to the origin itself. That node must be writing (its registry heartbeat seen moving
-        here), answer, and hold no live scope for the stream.
+        stop go to the origin itself. That node must answer and hold no live scope for the stream.
         """
         client, where = revalidator.client, outcome.ams
         if node is not None:
-            writing = revalidator.nodes.writing(node.ip)
-            if writing is None:
-                raise Decided("deferred", "node_unconfirmed",
-                              f"registry heartbeat of {node.ip} not yet seen moving here")
             client, where = revalidator.node_client(node.ip), node.ip
-            if not writing:
-                if revalidator.scope(client, target, where, calls) is None:
-                    raise Decided("deferred", "node_unconfirmed", f"{node.ip} neither writes nor answers")
-                raise Decided("skipped", "node_not_writing",
-                              f"{node.ip}'s registry heartbeat stands still but its host answers")
         scope = revalidator.scope(client, target, where, calls)
         if scope is None:
             raise Decided("deferred", "origin_unreachable", f"{where} does not answer")
@@ -385,24 +367,46 @@ class Remediator:
                           f"{scope} {name} held: {hold.reason} on {hold.app}/{hold.stream}; held until its heartbeat moves")
 
     def _release_holds(self, ams: str, app: str, node: str | None, revalidator: Revalidator, calls) -> None:
-        """End the holds of this app / node whose witness moved on: its heartbeat resumed, or it is gone
-        or finished (a clock-step hold also needs the node's registry heartbeat past the frozen value)."""
+        """End the holds of this app / node whose witness moved on (see _moved_on)."""
         for _ in range(2):  # the app's hold, then the node's
             found = self.holds.holding(ams, app, node)
-            if found is None:
+            if found is None or not self._moved_on(*found, revalidator, calls):
                 return
-            key, hold = found
+
+    def _moved_on(self, key: tuple[str, str, str], hold: Hold, revalidator: Revalidator, calls) -> bool:
+        """Release a hold whose witness stream wrote its heartbeat again, or is gone or finished; a clock-step
+        hold once the node's registry heartbeat (its own clock) has passed the frozen heartbeat enough."""
+        if hold.until_registry_ms:
+            nodes = calls.run("get", "cluster nodes", revalidator._read_registry) or ()
+            moved = next((n.last_update_ms for n in nodes if n.ip == key[2]), 0) >= hold.until_registry_ms
+        else:
             again = calls.run("get", f"broadcast {hold.stream}", revalidator.client.get_broadcast, hold.app,
                               hold.stream).broadcast
             moved = again is None or again.status == "finished" or again.update_time_ms != hold.update_ms
-            if hold.until_registry_ms:
-                nodes = calls.run("get", "cluster nodes", revalidator._read_registry) or ()
-                registry = next((n.last_update_ms for n in nodes if n.ip == key[2]), 0)
-                moved = registry >= hold.until_registry_ms
-            if not moved:
-                return
+        if moved:
             log.info("hold on %s %s released: %s/%s moved on", key[0], key[2], hold.app, hold.stream)
             self.holds.release(key, hold)
+        return moved
+
+    def review_holds(self) -> None:
+        """Look at every hold once (a few reads each); run every HOLD_REVIEW_SECONDS by a thread of its own, so
+        that a hold ends when its witness moves on even if no alert of that app or node comes any more."""
+        for key, hold in self.holds.all().items():
+            revalidator = self.revalidators.get(key[1])
+            if revalidator is None:
+                continue
+            try:
+                with deadline_scope(time.monotonic() + HOLD_REVIEW_SECONDS):
+                    self._moved_on(key, hold, revalidator, revalidator.calls([]))
+            except Decided:
+                pass  # AMS did not answer: the next review reads again
+
+    def _review_loop(self) -> None:
+        while not self._closing.wait(HOLD_REVIEW_SECONDS):
+            try:
+                self.review_holds()
+            except Exception:  # a bug must not end the reviews
+                log.exception("reviewing the holds failed")
 
     def _life(self, outcome: Outcome, target: Target, revalidator: Revalidator, node: str | None,
               reason: str) -> None:
@@ -451,6 +455,7 @@ class Remediator:
 
     def close(self) -> None:
         """Stop the worker threads."""
+        self._closing.set()
         self._pool.close()
 
 

@@ -34,7 +34,7 @@ UNMAPPED_DECISIONS = (
     ("skipped", "unknown_ams"), ("skipped", "unknown_app"), ("skipped", "kill_switch"),
     ("failed", "internal_error"), ("deferred", "timeout"), ("deferred", "busy"),
 )
-AMS_ACTIONS = ("get", "stop", "finish", "remove_subtrack", "remove_room_member", "name_room", "delete")
+AMS_ACTIONS = ("get", "probe", "stop", "finish", "remove_subtrack", "remove_room_member", "name_room", "delete")
 AMS_RESULTS = ("success", "failure", "not_found", "unavailable")
 WEBHOOK_CODES = ("200", "400", "401", "413", "503")
 LATENCY_BUCKETS = (5, 10, 15, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 3600)

@@ -190,23 +190,6 @@ class Revalidator:
         """How long this process must itself see a heartbeat unchanged: one period plus AMS's delays."""
         return ghost.witness_seconds(self.server, self.client.version(app))
 
-    def witness(self, app: str, stream: str, evidence_ms: int | None, calls: Calls) -> float | None:
-        """Read the record once; seconds left before its heartbeat has stood still long enough here.
-
-        None when the read does not show the alert's evidence (nothing to wait for).
-        """
-        if evidence_ms is None:
-            return None
-        key = (app, stream, evidence_ms)
-        window = calls.run("get", "version", self.witness_seconds, app)
-        seen = self.stillness.known(key)
-        if seen is not None and seen >= window:
-            return 0.0
-        b = calls.run("get", f"broadcast {stream}", self.client.get_broadcast, app, stream).broadcast
-        if b is None or b.update_time_ms != evidence_ms:
-            return None
-        return max(0.0, window - self.stillness.seen(key))
-
     def revalidate(self, app: str, stream: str, label_room: str | None, evidence_ms: int | None,
                    calls: Calls) -> Target:
         """Fresh GET, rooms and the shared ghost predicate; stale only if updateTime is the evidence's."""
@@ -298,15 +281,19 @@ class Revalidator:
 
     def scope(self, client: Any, target: Target, where: str, calls: Calls) -> int | None:
         """broadcast-statistics answered by one node: >= 0 when it holds a live scope for the stream, -1
-        when not, None when its host does not answer. Only positive evidence counts: whether a WebRTC
-        publisher owns a scope is closed Enterprise code, so -1 proves nothing either way."""
+        when not, None when no answer came (the caller waits). Only positive evidence counts: whether a
+        WebRTC publisher owns a scope is closed Enterprise code, so -1 proves nothing either way."""
         try:
-            return calls.run("get", f"statistics of {target.stream_id} on {where}", client.broadcast_statistics,
+            return calls.run("probe", f"statistics of {target.stream_id} on {where}", client.broadcast_statistics,
                              target.app, target.stream_id)
         except Decided as decision:
             if decision.reason == "ams_unavailable":
                 return None
             raise
+
+    def answers(self, ip: str, app: str, calls: Calls) -> bool:
+        """Whether a node's host answers at all (any HTTP status): dead means unreachable."""
+        return calls.run("probe", f"host {ip}", self.node_client(ip).answers, app)
 
     def node_dead(self, origin: str, calls: Calls) -> bool | None:
         """AMS's verdict on the node named origin, read now (None: no registry or not listed)."""

@@ -38,7 +38,7 @@ class _DrainedAudit:
 def build_deps(settings: Config, ams_transport: httpx.BaseTransport | None = None,
                alertmanager_transport: httpx.BaseTransport | None = None,
                audit: AuditLog | None = None, clock: Callable[[], float] = time.time,
-               monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Deps:
+               monotonic: Callable[[], float] = time.monotonic) -> Deps:
     """One AmsClient per configured AMS (by name), metrics, audit log, Alertmanager check."""
     config = require_remediator(settings)
     pairs = [(server.name, app) for server in settings.ams for app in server.apps]
@@ -58,7 +58,7 @@ def build_deps(settings: Config, ams_transport: httpx.BaseTransport | None = Non
     drain = Drain()
     audit_log = _DrainedAudit(audit or open_audit_log(config.audit_log), drain)
     remediator = Remediator(config, revalidators, metrics, audit_log,
-                            alertmanager=alertmanager, clock=clock, concurrency=config.concurrency, sleep=sleep)
+                            alertmanager=alertmanager, clock=clock, concurrency=config.concurrency)
     metrics.watch_holds(remediator.holds.all)
     return Deps(remediator=remediator, metrics=metrics, token=config.token,
                 max_body_bytes=config.max_body_bytes, drain=drain)

@@ -52,16 +52,16 @@ class NodeWatch:
     """Each cluster node's registry heartbeat (lastUpdateTime) as this process saw it move, on its own clock.
 
     AMS's dead/alive compares the reader's clock with a value the node wrote with its own, so a node whose
-    clock lags reads dead while it writes. Here both answers are bounds from this process's own reads: a
-    value first seen more than NODE_HEARTBEAT_SECONDS ago has stood at least that long (the node does not
-    write); a value that replaced another after a read less than NODE_HEARTBEAT_SECONDS ago changed within
-    that time (the node writes). Between the two, nothing is known yet.
+    clock lags reads dead while it writes. Here a node has stopped writing when one value stood, between
+    this process's own reads, longer than NODE_HEARTBEAT_SECONDS; it writes when its value was seen to
+    change and has not stood that long since. A change seen long ago proves little by itself: what a write
+    needs is checked on the node's own clock (its registry heartbeat past the stream's frozen one).
     """
 
     def __init__(self, clock: Callable[[], float], limit: int = 10_000) -> None:
         self.clock, self.limit = clock, limit
-        # ip -> (value, when first read with it, the read before that showed another value (None: none))
-        self._nodes: dict[str, tuple[int, float, float | None]] = {}
+        # ip -> (value, when first read with it, whether a change of value was ever seen)
+        self._nodes: dict[str, tuple[int, float, bool]] = {}
         self._last_read: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -74,7 +74,7 @@ class NodeWatch:
                 if seen is None and len(self._nodes) >= self.limit:
                     self._nodes.clear()
                     self._last_read.clear()
-                self._nodes[ip] = (last_update_ms, now, None if seen is None else self._last_read.get(ip))
+                self._nodes[ip] = (last_update_ms, now, seen is not None)
             self._last_read[ip] = now
 
     def still_for(self, ip: str) -> float:
@@ -84,11 +84,9 @@ class NodeWatch:
         return 0.0 if seen is None or last is None else last - seen[1]
 
     def writing(self, ip: str) -> bool | None:
-        """True: seen changing within a node period; False: one value stood past it; None: not known yet."""
+        """True: seen changing, and not standing since; False: one value stood past a node period; None: unknown."""
         if self.still_for(ip) > NODE_HEARTBEAT_SECONDS:
             return False
         with self._lock:
             seen = self._nodes.get(ip)
-        if seen is not None and seen[2] is not None and self.clock() - seen[2] <= NODE_HEARTBEAT_SECONDS:
-            return True
-        return None
+        return True if seen is not None and seen[2] else None

@@ -234,3 +234,18 @@ def test_secrets_of_sections_not_read_are_still_checked(tmp_path):
 ])
 def test_message_translates_the_schema_error(tmp_path, text, message):
     assert error_of(tmp_path, text) == message
+
+
+@pytest.mark.parametrize("template", ["http://{ip}:5080", "https://{ip}:5443/", "http://{ip}"])
+def test_node_url_is_a_url_template_with_ip_as_its_host(template):
+    config = parse_document({"ams": [{"name": "main", "url": "http://lb:5080", "apps": ["A"], "node_url": template}]})
+    assert config.ams[0].node_url == template.rstrip("/")
+    assert config.ams[0].node_base("10.1.2.3") == template.rstrip("/").replace("{ip}", "10.1.2.3")
+    assert config.ams[0].node_base("fd00::1").startswith(template.split("{ip}")[0] + "[fd00::1]")
+
+
+@pytest.mark.parametrize("template", ["http://node:5080", "http://{ip}{ip}:5080", "http://x{ip}:5080",
+                                      "http://{ip}:5080/{app}", "ftp://{ip}", "http://user@{ip}:5080"])
+def test_a_node_url_that_is_no_template_of_one_host_is_refused_by_name(template):
+    with pytest.raises(ConfigError, match=r"ams\[0\]\.node_url"):
+        parse_document({"ams": [{"name": "main", "url": "http://lb:5080", "apps": ["A"], "node_url": template}]})

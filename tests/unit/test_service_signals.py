@@ -104,6 +104,13 @@ class Ghost:
                 "receiver": "antmedia-remediator", "groupLabels": {}, "commonLabels": labels,
                 "commonAnnotations": {}, "externalURL": "http://am", "alerts": [alert]}
 
+    def seen_still(self, url: str) -> None:
+        """A first delivery shows the remediator the frozen heartbeat (503, observing); then its own wait
+        (1 s heartbeat plus AMS's 3.5 s of delays) passes, so the next delivery goes on to the stop."""
+        response = httpx.post(url, json=self.notification(), headers=HEADERS, timeout=10)
+        assert response.status_code == 503 and response.json()["outcomes"][0]["reason"] == "observing"
+        time.sleep(4.6)
+
     def stop_is_held(self) -> bool:
         """AMS has the stop call in hand."""
         return not any(f["id"] == self.fault.id for f in self.sim.faults.active())
@@ -136,11 +143,13 @@ def audit(tmp_path: Path) -> list[dict]:
     return [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_held_eviction_answers_503_meanwhile_and_exits_0(tmp_path, ghost):
     world = ghost(hold=2.0)
     proc, port = start("remediator", write(tmp_path, world.sim.url))
     url = f"http://127.0.0.1:{port}/alerts"
     try:
+        world.seen_still(url)
         first = post_in_background(url, world.notification())
         wait_for(world.stop_is_held, 10, "the eviction to reach AMS")
         proc.send_signal(signal.SIGTERM)
@@ -152,23 +161,26 @@ def test_sigterm_finishes_the_held_eviction_answers_503_meanwhile_and_exits_0(tm
         first["thread"].join(timeout=10)
         response = first["response"]
         assert response.status_code == 200 and response.json()["outcomes"][0]["decision"] == "evicted"
-        assert [(line["stream_id"], line["decision"]) for line in audit(tmp_path)] == [("ghost1", "evicted")]
+        assert [(line["stream_id"], line["decision"]) for line in audit(tmp_path)] == [
+            ("ghost1", "deferred"), ("ghost1", "evicted")]
         assert world.sim.broadcast(APP, "ghost1") is None
     finally:
         stop(proc)
 
 
+@pytest.mark.slow
 def test_sigterm_abandons_a_call_held_past_the_bound_audits_it_and_exits_0(tmp_path, ghost):
     world = ghost(hold=60.0)
     proc, port = start("remediator", write(tmp_path, world.sim.url, "  shutdown_timeout_seconds: 1\n"))
     try:
+        world.seen_still(f"http://127.0.0.1:{port}/alerts")
         first = post_in_background(f"http://127.0.0.1:{port}/alerts", world.notification())
         wait_for(world.stop_is_held, 10, "the eviction to reach AMS")
         signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         assert time.monotonic() - signalled < 10
-        (line,) = audit(tmp_path)
+        _, line = audit(tmp_path)
         assert (line["stream_id"], line["decision"], line["reason"]) == ("ghost1", "abandoned", "shutdown")
         first["thread"].join(timeout=10)
         assert "error" in first, "the held notification is not answered: Alertmanager sends it again"

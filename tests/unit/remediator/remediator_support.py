@@ -24,6 +24,8 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "alertmanager"
 TOKEN = "s3cret-webhook-token"
 APP = "WebRTCAppEE"
 NOW = 1_800_000_000.0
+# Longer than any wait of the remediator's own (3.x: one 10 s period, the 0.5 s write delay, the 3 s cache).
+WITNESS_RETRY_SECONDS = 14.0
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -60,18 +62,28 @@ def notification(*alerts: dict[str, Any], truncated: int = 0) -> dict[str, Any]:
 
 
 def post(client, body: Any, token: str | None = TOKEN, raw: bytes | None = None):
-    """POST /alerts with a bearer token."""
+    """POST /alerts with a bearer token; sent again, as Alertmanager does, while the remediator answers 503
+    only because it has not yet seen a heartbeat stand still long enough itself (client.retry_clock, when
+    set, is moved on to the end of that wait first)."""
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     data = raw if raw is not None else json.dumps(body)
-    return client.post("/alerts", data=data, headers=headers, content_type="application/json")
+    response = client.post("/alerts", data=data, headers=headers, content_type="application/json")
+    clock = getattr(client, "retry_clock", None)
+    for _ in range(3):
+        if clock is None or response.status_code != 503:
+            break
+        outcomes = (response.get_json(silent=True) or {}).get("outcomes") or []
+        if not any(o["reason"] == "observing" for o in outcomes):
+            break
+        clock.sleep(WITNESS_RETRY_SECONDS)
+        response = client.post("/alerts", data=data, headers=headers, content_type="application/json")
+    return response
 
 
 def settings_doc(**overrides: Any) -> dict[str, Any]:
     """A remediator section with relaxed guards; the test's overrides win."""
     doc: dict[str, Any] = {
         "dry_run": False, "webhook_token_env": "REMEDIATOR_TEST_TOKEN", "concurrency": 2,
-        # Room for the remediator's own wait for stillness inside one notification (a fake clock's).
-        "notification_timeout_seconds": 30,
         "caps": {"max_evictions": None, "max_evictions_per_app": None},
         "blast_radius": {"enabled": False},
     }
@@ -100,7 +112,8 @@ class Clock:
 
 
 class Monotonic(Clock):
-    """The remediator's own clock in tests: its waits for stillness pass at once, moving it."""
+    """The remediator's own monotonic clock in tests; sleep() is time passing between two deliveries of
+    Alertmanager, with what the world does meanwhile."""
 
     def __init__(self) -> None:
         super().__init__(1000.0)
@@ -119,8 +132,8 @@ def build_deps(clients: dict[str, Any], config=None, alertmanager=None, clock=No
                node_clients: dict[str, Any] | None = None):
     """Deps around injected AMS clients (fakes or real), with an in-memory audit log.
 
-    monotonic: the remediator's own clock (its stillness waits pass at once); node_clients: the
-    clients of cluster nodes by registry address.
+    monotonic: the remediator's own clock (app_client's retries move it); node_clients: the clients of
+    cluster nodes by registry address.
     """
     config = config or remediator_config()
     servers = servers or {name: server(name) for name in clients}
@@ -138,15 +151,19 @@ def build_deps(clients: dict[str, Any], config=None, alertmanager=None, clock=No
                     for n, c in clients.items()}
     audit_buffer = io.StringIO()
     remediator = Remediator(config, revalidators, metrics, AuditLog(audit_buffer), alertmanager=alertmanager,
-                            clock=clock or Clock(), concurrency=config.concurrency, sleep=monotonic.sleep)
+                            clock=clock or Clock(), concurrency=config.concurrency)
+    remediator.own_clock = monotonic
     metrics.watch_holds(remediator.holds.all)
     deps = Deps(remediator=remediator, metrics=metrics, token=config.token, max_body_bytes=config.max_body_bytes)
     return deps, audit_buffer
 
 
-def app_client(deps: Deps):
-    """Flask test client for deps."""
-    return create_app(deps).test_client()
+def app_client(deps: Deps, retry: bool = True):
+    """Flask test client for deps; post() through it delivers again while the remediator waits to see a
+    heartbeat stand still (retry=False: every answer as it comes)."""
+    client = create_app(deps).test_client()
+    client.retry_clock = getattr(deps.remediator, "own_clock", None) if retry else None
+    return client
 
 
 def audit_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
@@ -313,6 +330,10 @@ class FakeNode:
     def broadcast_statistics(self, app: str, stream: str) -> int:
         self._check()
         return 0 if stream in self.scopes else -1
+
+    def answers(self, app: str) -> bool:
+        self.reads += 1
+        return not self.down
 
     def stop_broadcast(self, app: str, stream: str) -> Result:
         self._check()

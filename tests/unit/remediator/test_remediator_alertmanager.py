@@ -13,7 +13,8 @@ from remediator.silences import AlertmanagerCheck
 from remediator_support import FakeAms, alert, app_client, build_deps, notification, post
 
 BINARY = os.environ.get("ALERTMANAGER_BIN") or shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-pytestmark = pytest.mark.skipif(BINARY is None, reason="no Alertmanager binary (prometheus-alertmanager)")
+pytestmark = [pytest.mark.slow,  # starts a real Alertmanager
+              pytest.mark.skipif(BINARY is None, reason="no Alertmanager binary (prometheus-alertmanager)")]
 CONFIG = 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n'
 
 

@@ -1,7 +1,9 @@
-"""The remediator against a slow AMS and big notifications (issue #15, items 6, 7, 10): few AMS requests
+"""The remediator against a slow AMS and big notifications: few AMS requests
 per alert, a bounded time per notification, no starvation, bounded flags, visible failures for odd ids."""
 
 from __future__ import annotations
+
+import pytest
 
 import threading
 import time
@@ -42,14 +44,16 @@ def test_one_ghost_alert_costs_few_ams_requests(world):  # noqa: F811
         response = post(w.client, notification(w.alert("ghost1")))
         assert response.get_json()["outcomes"][0]["decision"] == "evicted"
         counts[version] = len(w.transport.hosts) - before
-    # The version (read once, then cached for minutes) and the record (the remediator's first sighting of
-    # its heartbeat); on 2.8.2 one list pass for the rooms that list the id (count, page, conference rooms);
-    # the record, its room and itself as a room; the stream's scope on the node; then stop, re-read, (2.8.2:
-    # finish with the full record read for it, re-read), leave the room, read the room back, re-read, delete:
-    # each write after the stop needs the record the alert's evidence saw.
-    assert counts == {"2.8.2": 21, "3.0.0": 12}, counts
+    # Two deliveries: the first shows the remediator the heartbeat (the version, read once then cached for
+    # minutes; on 2.8.2 one list pass for the rooms that list the id: count, page, conference rooms; the
+    # record, its room and itself as a room) and is answered 503; the second, after the remediator's own
+    # wait, reads the same again, then the stream's scope on the node, stop, re-read, (2.8.2: finish with the
+    # full record read for it, re-read), leave the room, read the room back, re-read, delete: each write
+    # after the stop needs the record the alert's evidence saw.
+    assert counts == {"2.8.2": 27, "3.0.0": 14}, counts
 
 
+@pytest.mark.slow
 def test_a_slow_ams_cannot_hold_a_notification_past_its_timeout(world):  # noqa: F811
     w = world("3.0.0", notification_timeout_seconds=1.5, timeout=5.0)
     w.make_ghost()
@@ -63,15 +67,11 @@ def test_a_slow_ams_cannot_hold_a_notification_past_its_timeout(world):  # noqa:
     assert sample(w.deps, "antmedia_remediator_decisions_total", ams="main", app=APP,
                   outcome="deferred", reason="timeout") == 1
     w.sim.faults.clear()
-    # Alertmanager's retries go on: the first without the delay sees the heartbeat (too short a notification
-    # for the remediator's own wait), and one after the wait finishes the job.
-    assert [o["reason"] for o in post(w.client, notification(w.alert("ghost1"))).get_json()["outcomes"]] == [
-        "observing"]
-    w.own.sleep(5.0)
-    again = post(w.client, notification(w.alert("ghost1")))
+    again = post(w.client, notification(w.alert("ghost1")))  # Alertmanager's retries finish the job
     assert again.status_code == 200 and again.get_json()["outcomes"][0]["decision"] == "evicted"
 
 
+@pytest.mark.slow
 def test_a_single_alert_does_not_wait_behind_a_big_notification():
     ams = SlowFake(0.005)
     ams.add("ghost1")
@@ -97,6 +97,7 @@ def test_a_single_alert_does_not_wait_behind_a_big_notification():
     assert reasons == {"not_found", "timeout"}
 
 
+@pytest.mark.slow
 def test_notifications_beyond_the_cap_are_answered_at_once_and_sent_again():
     ams = SlowFake(0.01)
     deps, _ = build_deps({"main": ams}, config=remediator_config(
@@ -111,6 +112,7 @@ def test_notifications_beyond_the_cap_are_answered_at_once_and_sent_again():
     assert response.get_json()["outcomes"][0]["reason"] == "busy"
 
 
+@pytest.mark.slow
 def test_flags_for_unconfigured_apps_are_not_kept():
     ams = FakeAms()
     deps, _ = build_deps({"main": ams}, config=remediator_config(blast_radius={"enabled": True}))

@@ -48,7 +48,7 @@ def _world():
 AMS, CLIENT = _world()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max(5, 300 * settings.default.max_examples // 100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(BODIES)
 def test_fuzzed_payloads_never_write_and_never_answer_5xx(body):
     response = post(CLIENT, None, raw=body.encode("utf-8", "surrogatepass"))

@@ -139,7 +139,7 @@ def test_dry_run_writes_nothing_but_decides_and_counts_the_same(ams):
     assert _decisions(response) == [("ghost1", "dry_run", "ok"), ("alive1", "skipped", "not_ghost")]
     assert ams.writes == [] and "ghost1" in ams.records
     assert sample(deps, "antmedia_remediator_dry_run") == 1
-    assert [line["dry_run"] for line in audit_lines(audit)] == [True, True]
+    assert {line["dry_run"] for line in audit_lines(audit)} == {True}
     assert "delete" in response.get_json()["outcomes"][0]["detail"]
 
 
@@ -256,10 +256,11 @@ def test_truncated_alerts_are_counted(ams):
 def test_audit_line_names_alert_stream_decision_calls_and_mode(ams):
     deps, audit = _deps(ams)
     post(app_client(deps), notification(alert("ghost1")))
-    (line,) = audit_lines(audit)
+    first, line = audit_lines(audit)  # the first delivery showed the remediator the heartbeat; the second evicted
+    assert (first["decision"], first["reason"]) == ("deferred", "observing")
     assert line["fingerprint"] == "fp-main-WebRTCAppEE-ghost1" and line["decision"] == "evicted"
     assert line["ams"] == "main" and line["app"] == APP and line["room"] == "room1"
-    assert [c["action"] for c in line["calls"] if c["action"] != "get"] == [
+    assert [c["action"] for c in line["calls"] if c["action"] not in ("get", "probe")] == [
         "stop", "finish", "remove_subtrack", "remove_room_member", "delete"]
     assert line["dry_run"] is False
 
@@ -344,6 +345,7 @@ def test_ams_found_down_defers_the_rest_of_the_notification_without_waiting_on_e
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+@pytest.mark.slow
 def test_exposition_passes_promtool_lint(ams):
     deps, _ = _deps(ams)
     client = app_client(deps)
