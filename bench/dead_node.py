@@ -38,8 +38,8 @@ from results import machine, write_section  # noqa: E402  (bench/ is the script'
 
 APP = "WebRTCAppEE"
 SECRET = "a-bench-cluster-server-jwt-secret-32b"
-NODES = ("10.0.0.1", "10.0.0.2", "10.0.0.3")
-DEAD = "10.0.0.2"
+NODES = ("127.0.0.11", "127.0.0.12", "127.0.0.13")  # each node answers on its own loopback address
+DEAD = "127.0.0.12"
 PER_ROOM = 10
 SIZES = (100, 500)           # participants on the node that dies (3 x as many in the cluster)
 VERSIONS = ("2.8.2", "3.0.0")

@@ -128,6 +128,13 @@ class Stack:
             jwt_file = self.workdir / "jwt-secret"
             jwt_file.write_text(self.options.simulator["jwt_secret"] + "\n")
         ams = dict(self.options.ams)
+        if self.sim.cluster:
+            # The remediator asks a stream's origin node itself (node_url): each simulated node answers on
+            # its own loopback address at the simulator's port. Nothing here may reach another address.
+            addresses = [node["address"] for node in self.sim.nodes]
+            if self.options.simulator.get("server_jwt_secret") and not all(a.startswith("127.") for a in addresses):
+                raise ValueError(f"a cluster whose registry the remediator reads needs loopback node addresses: {addresses}")
+            ams.setdefault("node_url", f"http://{{ip}}:{self.sim.port}")
         if self.options.simulator.get("server_jwt_secret"):
             server_file = self.workdir / "server-jwt-secret"
             server_file.write_text(self.options.simulator["server_jwt_secret"] + "\n")

@@ -16,8 +16,8 @@ from stack.waiting import hold_for, wait_for
 pytestmark = pytest.mark.e2e
 APP = "WebRTCAppEE"
 SERVER_SECRET = "a-cluster-server-jwt-secret-of-32-bytes"
-NODES = ("10.0.0.1", "10.0.0.2", "10.0.0.3")
-DEAD = "10.0.0.2"
+NODES = ("127.0.0.11", "127.0.0.12", "127.0.0.13")  # each node answers on its own loopback address
+DEAD = "127.0.0.12"
 ROOMS, PER_ROOM = 12, 10
 QUIET_WINDOW = 20.0  # longer than a ghost takes to go when nothing holds it
 

@@ -10,6 +10,7 @@ import pytest
 
 from stack.conference import is_removed, wait_members_seen, wait_removed
 from stack.runner import Stack, StackOptions
+from stack.waiting import wait_for
 from stack.writes import describe_write, wrongly_touched
 
 pytestmark = pytest.mark.e2e
@@ -57,5 +58,20 @@ def test_a_ghost_listed_twice_is_removed_until_ams_lists_it_nowhere(stack):
     assert is_removed(stack.sim, APP, "twice")
 
 
+def test_a_participant_listed_in_two_rooms_is_listed_in_neither_at_the_end(stack):
+    """A participant created through REST left room A cleanly (still listed there, finished) and later
+    dropped in room B: both rooms' alerts fire; whichever the remediator takes first, both listings go."""
+    for room in ("roomA", "roomB"):
+        stack.sim.create_room(APP, room)
+    assert stack.sim.join(APP, "roomA", "twoRooms", zombi=False) and stack.sim.leave(APP, "twoRooms")
+    assert stack.sim.join(APP, "roomB", "twoRooms", zombi=False) and stack.sim.join(APP, "roomB", "stays2")
+    wait_members_seen(stack.prometheus_url, "roomB", 2)
+    assert stack.sim.drop(APP, "twoRooms")
+    wait_for(lambda: not any("twoRooms" in stack.sim.room_members(APP, room) for room in ("roomA", "roomB")),
+             REMOVAL_TIMEOUT, "the participant is still listed in a room")
+    assert stack.sim.can_publish(APP, "twoRooms"), "the id is not free again"
+    assert "stays2" in stack.sim.room_members(APP, "roomB")
+
+
 def test_nothing_but_those_was_written(stack):
-    assert [describe_write(w) for w in wrongly_touched(stack.sim.writes, {"host", "twice"}, {})] == []
+    assert [describe_write(w) for w in wrongly_touched(stack.sim.writes, {"host", "twice", "twoRooms"}, {})] == []
