@@ -1,6 +1,7 @@
 """Decide and act: firing alert -> guards -> revalidate on AMS -> evict -> Outcome."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -234,6 +235,8 @@ class Remediator:
             self._node_writes(target, node, revalidator, calls)
         self._witnessed(target, outcome, revalidator, None if dead_node else node)
         stopper = None if dead_node else self._no_life_on_origin(target, outcome, revalidator, node, calls)
+        if node is not None and not target.stored_status_blocks:
+            target = dataclasses.replace(target, readers=revalidator.readers(calls))
         self._evict(alert, target, outcome, key, revalidator, calls, dead_node, stopper, ip)
 
     def _on_dead_node(self, alert: Alert, target: Target, node, revalidator: Revalidator, calls,

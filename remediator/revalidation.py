@@ -135,6 +135,8 @@ class Target:
     # @2.8.2, until the computed status of 2.13): finishing the record first frees the id.
     stored_status_blocks: bool = False
     room_writes: bool = False  # 2.x: a room list can be made to name the room before the subtrack DELETE
+    # 3.x cluster: the live nodes whose own read cache a same-id rejoin refreshes (each re-read asks them all).
+    readers: tuple[str, ...] = ()
 
     def plan(self, non_zombi_action: str, stop: bool = True) -> str:
         """The eviction steps, for the audit line and the answer."""
@@ -264,6 +266,11 @@ class Revalidator:
             raise Decided("skipped", "node_unknown", f"AMS lists no usable node {target.origin or '(none)'}"[:200])
         return node
 
+    def readers(self, calls: Calls) -> tuple[str, ...]:
+        """Registry nodes AMS reads alive, each asked for the record before a write (3.x read caches)."""
+        nodes = calls.run("get", "cluster nodes", self._read_registry) or ()
+        return tuple(sorted(n.ip for n in nodes if not n.dead and is_node_address(n.ip)))[:MAX_NODE_CLIENTS]
+
     def node_client(self, ip: str):
         """A client of one registry node (node_url with {ip}); bounded by the registry's size."""
         with self._lock:
@@ -391,13 +398,26 @@ class Revalidator:
                           target.stream_id).broadcast
         if again is None:
             return False
+        self._not_moved(target, again, on_life, finished_here)
+        # 3.x MongoStore serves GET /{id} from a per-node cache for 3 s, and only the node that wrote
+        # refreshes its own copy (MongoStore L105-109, L940-947 @3.0.3): a same-id rejoin is seen at once
+        # only on the node that took it, so in a cluster every live node is asked.
+        for ip in target.readers:
+            copy = calls.run("get", f"broadcast {target.stream_id} on {ip}", self.node_client(ip).get_broadcast,
+                             target.app, target.stream_id).broadcast
+            if copy is not None:
+                self._not_moved(target, copy, on_life, finished_here)
+        return True
+
+    @staticmethod
+    def _not_moved(target: Target, again: Broadcast, on_life: Callable[[str], None], finished_here: bool) -> None:
+        """Abort and hold when a read shows the record moved on since the evidence (or since our finish)."""
         moved = (again.status != "finished" if finished_here else again.update_time_ms != target.evidence_ms)
         if moved or not ghost.is_pushed(again):
             on_life("heartbeat_resumed")
             raise Decided("failed", "heartbeat_resumed",
                           f"record moved on during the eviction (updateTime {again.update_time_ms}, status "
                           f"{again.status}); nothing else written")
-        return True
 
     def _leave_room(self, target: Target, room: str, calls: Calls, finished_here: bool) -> None:
         """Both room models, repeated while AMS still lists the stream (bounded); judged by what AMS reports.

@@ -310,8 +310,10 @@ class FakeNode:
     """One cluster node's own REST, as the remediator reaches it at node_url: live scopes and stops are
     this node's alone; down: its host does not answer."""
 
-    def __init__(self, ver) -> None:
+    def __init__(self, ver, ams: "FakeAms | None" = None) -> None:
         self.ver = ver
+        self.ams = ams  # the shared store, read through this node's own cache (copies)
+        self.copies: dict[str, Broadcast] = {}
         self.live: set[str] = set()
         self.scopes: set[str] = set()
         self.down = False
@@ -330,6 +332,12 @@ class FakeNode:
     def broadcast_statistics(self, app: str, stream: str) -> int:
         self._check()
         return 0 if stream in self.scopes else -1
+
+    def get_broadcast(self, app: str, stream: str) -> Fetched:
+        self._check()
+        if stream in self.copies:
+            return Fetched(self.copies[stream], None)
+        return self.ams.get_broadcast(app, stream) if self.ams is not None else Fetched(None, None)
 
     def answers(self, app: str) -> bool:
         self.reads += 1

@@ -6,12 +6,11 @@ alive: nothing may be written to it, and what showed life holds the writes of it
 """
 from __future__ import annotations
 
-import pytest
-from dataclasses import replace
+import msgspec
 
 from ams.model import ClusterNode
-from remediator_support import (APP, NOW, FakeAms, FakeNode, Monotonic, alert, app_client, build_deps,
-                                notification, post, remediator_config, server)
+from remediator_support import (NOW, FakeAms, FakeNode, Monotonic, alert, app_client, build_deps,
+                                notification, post, server)
 
 SECRET = "server-secret"
 NODE_A, NODE_B = "127.0.0.21", "127.0.0.22"
@@ -144,7 +143,7 @@ def test_an_rtmp_connection_inside_red5s_window_waits_quietly_and_holds_nothing(
 def _cluster(version: str = "2.8.2"):
     """A cluster of two nodes behind the balancer (the fake AMS) with their own REST (FakeNode)."""
     ams = FakeAms(version)
-    nodes = {NODE_A: FakeNode(ams.ver), NODE_B: FakeNode(ams.ver)}
+    nodes = {NODE_A: FakeNode(ams.ver, ams), NODE_B: FakeNode(ams.ver, ams)}
     own = Monotonic()
     registry = {NODE_A: int(NOW * 1000), NODE_B: int(NOW * 1000)}
     status = {NODE_A: "alive", NODE_B: "alive"}
@@ -310,3 +309,21 @@ def test_a_clock_step_hold_ends_once_the_nodes_registry_heartbeat_has_passed_the
     tick(30.0)  # 40 s back, the frozen heartbeat 2 s old: past it by the 8.5 s wait and a 6 s node period
     deps.remediator.review_holds()
     assert deps.remediator.holds.all() == {}
+
+
+def test_on_3x_a_same_id_rejoin_seen_only_by_the_node_that_took_it_stops_the_eviction():
+    """3.x MongoStore caches GET /{id} per node for 3 s; only the node that wrote refreshes its copy."""
+    ams, nodes, own, tick, _, deps = _cluster("3.0.0")
+    ams.add("g1", origin=NODE_A)
+    real_remove = ams.remove_subtrack
+
+    def rejoin_meanwhile(app, room, stream):
+        # the participant republishes the id on node B while the eviction runs: B's copy is fresh, the
+        # balancer's read still shows the frozen record
+        frozen = ams.records["g1"]
+        nodes[NODE_B].copies["g1"] = msgspec.structs.replace(frozen, update_time_ms=frozen.update_time_ms + 9000)
+        return real_remove(app, room, stream)
+
+    ams.remove_subtrack = rejoin_meanwhile
+    assert _watch(app_client(deps), ams, "g1", tick) == ("failed", "heartbeat_resumed")
+    assert ("delete", "g1") not in ams.writes
