@@ -380,7 +380,7 @@ class Remediator:
         """Release a hold whose witness stream wrote its heartbeat again, or is gone or finished; a clock-step
         hold once the node's registry heartbeat (its own clock) has passed the frozen heartbeat enough."""
         if hold.until_registry_ms:
-            nodes = calls.run("get", "cluster nodes", revalidator._read_registry) or ()
+            nodes = calls.run("get", "cluster nodes", revalidator.registry) or ()
             moved = next((n.last_update_ms for n in nodes if n.ip == key[2]), 0) >= hold.until_registry_ms
         else:
             again = calls.run("get", f"broadcast {hold.stream}", revalidator.client.get_broadcast, hold.app,

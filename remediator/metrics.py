@@ -14,7 +14,7 @@ __all__ = ["RemediatorMetrics", "DECISIONS", "AMS_ACTIONS", "AMS_RESULTS", "WEBH
 # increase() sees the first event.
 DECISIONS = (
     ("evicted", "ok"), ("evicted", "dead_node"),
-    ("dry_run", "ok"), ("dry_run", "dead_node"), ("skipped", "node_alive"), ("skipped", "node_unknown"),
+    ("dry_run", "ok"), ("dry_run", "dead_node"), ("skipped", "node_unknown"),
     ("deferred", "node_unconfirmed"), ("skipped", "held_after_life"), ("deferred", "observing"),
     ("skipped", "alive_on_origin"), ("deferred", "rtmp_window"), ("skipped", "node_not_writing"),
     ("skipped", "node_clock_stepped"), ("deferred", "origin_unreachable"),

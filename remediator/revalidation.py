@@ -258,7 +258,7 @@ class Revalidator:
         origin, or lists it under an address that cannot be a URL host, holds the stream."""
         if not self.reads_nodes:
             return None
-        nodes = calls.run("get", "cluster nodes", self._read_registry)
+        nodes = calls.run("get", "cluster nodes", self.registry)
         if not nodes:
             return None
         node = next((n for n in nodes if n.ip == target.origin), None)
@@ -268,7 +268,7 @@ class Revalidator:
 
     def readers(self, calls: Calls) -> tuple[str, ...]:
         """Registry nodes AMS reads alive, each asked for the record before a write (3.x read caches)."""
-        nodes = calls.run("get", "cluster nodes", self._read_registry) or ()
+        nodes = calls.run("get", "cluster nodes", self.registry) or ()
         return tuple(sorted(n.ip for n in nodes if not n.dead and is_node_address(n.ip)))[:MAX_NODE_CLIENTS]
 
     def node_client(self, ip: str):
@@ -302,26 +302,7 @@ class Revalidator:
         """Whether a node's host answers at all (any HTTP status): dead means unreachable."""
         return calls.run("probe", f"host {ip}", self.node_client(ip).answers, app)
 
-    def node_dead(self, origin: str, calls: Calls) -> bool | None:
-        """AMS's verdict on the node named origin, read now (None: no registry or not listed)."""
-        if not self.reads_nodes or not origin:
-            return None
-        nodes = calls.run("get", "cluster nodes", self._read_registry)
-        node = next((n for n in nodes or () if n.ip == origin), None)
-        return None if node is None else node.dead
-
-    def watch_nodes(self) -> None:
-        """Read the registry (at most once a second) so that each node's stillness is known before it is needed.
-
-        A read that fails costs nothing here: the checks read again when it matters.
-        """
-        if self.reads_nodes:
-            try:
-                self._read_registry()
-            except AmsError:
-                pass
-
-    def _read_registry(self):
+    def registry(self):
         """AMS's node list, reused for a second; every fresh read is shown to the node watch."""
         now = self.clock()
         with self._lock:
