@@ -11,6 +11,7 @@ from demo.summary import Summary, format_summary, summarize
 from demo.tiles import Tiles
 from demo.timeline import Timeline
 from demo.watch import Watcher
+from stack.conference import is_removed
 from simulator.scenario import run_conference
 from stack.process import StackError
 from stack.runner import Stack, StackOptions
@@ -61,9 +62,8 @@ def scenario_listener(timeline: Timeline, watcher: Watcher, rejoin_times: dict[s
 
 
 def removed(stack: Stack, stream: str) -> bool:
-    """Out of the room listing and the id free again."""
-    lifecycle = stack.sim.lifecycle(APP, stream)
-    return lifecycle.unlisted_at is not None and lifecycle.rejoinable_at is not None
+    """The eviction done (out of the room listing, the record gone or finished) and the id free again."""
+    return is_removed(stack.sim, APP, stream) and stack.sim.lifecycle(APP, stream).rejoinable_at is not None
 
 
 def rejoin(stack: Stack, timeline: Timeline, stream: str, tiles: Tiles | None = None) -> float | None:

@@ -132,7 +132,7 @@ class Target:
     conference_records: tuple[str, ...] = ()  # rooms whose ConferenceRoom record the revalidation read
     publish_type: str = "unknown"
     # The stored status alone refuses a same-id publish (streamIdInUse, WebSocketCommunityHandler L96-107
-    # @2.8.2, until the computed status of 2.13): finishing the record first frees the id.
+    # @2.8.2, until the computed status of 2.13): no rejoin can race the writes until the last one frees the id.
     stored_status_blocks: bool = False
     room_writes: bool = False  # 2.x: a room list can be made to name the room before the subtrack DELETE
     # 3.x cluster: the live nodes whose own read cache a same-id rejoin refreshes (each re-read asks them all).
@@ -141,16 +141,13 @@ class Target:
     def plan(self, non_zombi_action: str, stop: bool = True) -> str:
         """The eviction steps, for the audit line and the answer."""
         steps = ["stop"] if stop else []
-        finish_first = self.stored_status_blocks and not self.finished
-        if finish_first:
-            steps.append("finish")
         for room in self.rooms:
             steps.append(f"remove_subtrack({room})")
             if self.conference_rooms:
                 steps.append(f"remove_room_member({room})")
         if self.zombi or non_zombi_action == "delete":
             steps.append("delete")
-        elif not self.finished and not finish_first:
+        elif not self.finished:
             steps.append(non_zombi_action)
         return ", ".join(steps)
 
@@ -320,7 +317,7 @@ class Revalidator:
 
     def evict(self, target: Target, non_zombi_action: str, calls: Calls, stopper: Any | None,
               on_life: Callable[[str], None], stop_lock: Any) -> None:
-        """Stop (on the origin), free the id (2.x), leave every room, then delete or finish; abort on any sign of life.
+        """Stop (on the origin), leave every room, then delete or finish; abort on any sign of life.
 
         The stop comes first and alone, sent to the node that holds the publisher if any does (stopper:
         the origin node's client, or this AMS when it is one node; None when the origin is confirmed
@@ -328,6 +325,10 @@ class Revalidator:
         found a publisher, or no answer to it) holds every later write before this returns. Each write
         after the stop needs the very record the alert's evidence saw; a record gone after the stop was
         removed by AMS's own stop or by another replica, and nothing more is written then.
+
+        On 2.x the stored status refuses a same-id publish until a write changes it, so the write that
+        frees the id (the DELETE, or the finish) is the last one: AMS has no conditional DELETE or room
+        removal, and a write after it could land on the participant who rejoined meanwhile.
         """
         app, stream = target.app, target.stream_id
         if stopper is not None:
@@ -341,45 +342,31 @@ class Revalidator:
                 if stopped.success:
                     on_life("alive_on_stop")
                     raise Decided("failed", "alive_on_stop", "AMS found a publisher to stop; nothing else written")
+        for room in target.rooms:
+            if not self._unchanged(target, calls, on_life):
+                return  # read again before every write
+            self._leave_room(target, room, calls)
+        if target.finished and not target.zombi and non_zombi_action != "delete":
+            return
         if not self._unchanged(target, calls, on_life):
-            return
-        finished_here = False
-        if target.stored_status_blocks and not target.finished:
-            # The id is refused to a rejoin while the stored status says live: free it with the first write.
-            result = calls.run("finish", stream, self.client.finish_broadcast, app, stream, target.evidence_ms)
-            if result.status_code == 409:
-                on_life("heartbeat_resumed")
-                raise Decided("failed", "heartbeat_resumed", f"finish: {result.message}")
-            if not result.success and result.status_code != 404:
-                raise Decided("failed", "write_failed", f"finish: {result.message or 'success=false'}")
-            finished_here = result.success
-        for i, room in enumerate(target.rooms):
-            if (i > 0 or finished_here) and not self._unchanged(target, calls, on_life, finished_here):
-                return  # read again whenever a write came after the last read
-            self._leave_room(target, room, calls, finished_here)
-        if (target.finished or finished_here) and not target.zombi and non_zombi_action != "delete":
-            return
-        if not self._unchanged(target, calls, on_life, finished_here):
             return
         if target.zombi or non_zombi_action == "delete":
             self._delete(target, calls)
-        else:
-            result = calls.run("finish", stream, self.client.finish_broadcast, app, stream, target.evidence_ms)
-            if not result.success:
-                raise Decided("failed", "write_failed", f"finish: {result.message or 'success=false'}")
+            return
+        result = calls.run("finish", stream, self.client.finish_broadcast, app, stream, target.evidence_ms)
+        if result.status_code == 409:
+            on_life("heartbeat_resumed")
+            raise Decided("failed", "heartbeat_resumed", f"finish: {result.message}")
+        if not result.success:
+            raise Decided("failed", "write_failed", f"finish: {result.message or 'success=false'}")
 
-    def _unchanged(self, target: Target, calls: Calls, on_life: Callable[[str], None],
-                   finished_here: bool = False) -> bool:
-        """The record as the evidence saw it (True), gone (False), or moved on (aborts and holds: alive).
-
-        After this eviction finished the record itself, the record must still read finished: a rejoin
-        with the same id sets it live again.
-        """
+    def _unchanged(self, target: Target, calls: Calls, on_life: Callable[[str], None]) -> bool:
+        """The record as the evidence saw it (True), gone (False), or moved on (aborts and holds: alive)."""
         again = calls.run("get", f"broadcast {target.stream_id}", self.client.get_broadcast, target.app,
                           target.stream_id).broadcast
         if again is None:
             return False
-        self._not_moved(target, again, on_life, finished_here)
+        self._not_moved(target, again, on_life)
         # 3.x MongoStore serves GET /{id} from a per-node cache for 3 s, and only the node that wrote
         # refreshes its own copy (MongoStore L105-109, L940-947 @3.0.3): a same-id rejoin is seen at once
         # only on the node that took it, so in a cluster every live node is asked.
@@ -387,20 +374,19 @@ class Revalidator:
             copy = calls.run("get", f"broadcast {target.stream_id} on {ip}", self.node_client(ip).get_broadcast,
                              target.app, target.stream_id).broadcast
             if copy is not None:
-                self._not_moved(target, copy, on_life, finished_here)
+                self._not_moved(target, copy, on_life)
         return True
 
     @staticmethod
-    def _not_moved(target: Target, again: Broadcast, on_life: Callable[[str], None], finished_here: bool) -> None:
-        """Abort and hold when a read shows the record moved on since the evidence (or since our finish)."""
-        moved = (again.status != "finished" if finished_here else again.update_time_ms != target.evidence_ms)
-        if moved or not ghost.is_pushed(again):
+    def _not_moved(target: Target, again: Broadcast, on_life: Callable[[str], None]) -> None:
+        """Abort and hold when a read shows the record moved on since the evidence."""
+        if again.update_time_ms != target.evidence_ms or not ghost.is_pushed(again):
             on_life("heartbeat_resumed")
             raise Decided("failed", "heartbeat_resumed",
                           f"record moved on during the eviction (updateTime {again.update_time_ms}, status "
                           f"{again.status}); nothing else written")
 
-    def _leave_room(self, target: Target, room: str, calls: Calls, finished_here: bool) -> None:
+    def _leave_room(self, target: Target, room: str, calls: Calls) -> None:
         """Both room models, repeated while AMS still lists the stream (bounded); judged by what AMS reports.
 
         AMS can list an id twice (a multitrack ConferenceRoom, RestServiceBase L1856 @2.8.2) while
@@ -420,18 +406,17 @@ class Revalidator:
             if stream not in members:
                 return
             if target.room_writes and attempt < MAX_ROOM_REMOVALS - 1:
-                self._name_room(target, room, calls, finished_here)
+                self._name_room(target, room, calls)
         raise Decided("failed", "write_failed", f"still listed in room {room} after {MAX_ROOM_REMOVALS} removals")
 
-    def _name_room(self, target: Target, room: str, calls: Calls, finished_here: bool) -> None:
+    def _name_room(self, target: Target, room: str, calls: Calls) -> None:
         """2.x: write the record back naming room as its main track (full record, the evidence's own)."""
         again = calls.run("get", f"broadcast {target.stream_id}", self.client.get_broadcast, target.app,
                           target.stream_id).broadcast
         if again is None or again.main_track_id == room:
             return
-        expect = again.update_time_ms if finished_here else target.evidence_ms
         result = calls.run("name_room", f"{room}/{target.stream_id}", self.client.update_broadcast, target.app,
-                           target.stream_id, {"mainTrackStreamId": room}, expect)
+                           target.stream_id, {"mainTrackStreamId": room}, target.evidence_ms)
         if result.status_code == 409:
             raise Decided("failed", "heartbeat_resumed", f"name room: {result.message}")
 

@@ -8,12 +8,16 @@ from stack.waiting import wait_for
 
 
 def is_removed(sim, app: str, stream_id: str) -> bool:
-    """A ghost is removed once no room lists it and its record no longer claims to be live."""
+    """A ghost is removed once no room lists it and its record is gone or finished: the eviction's last write.
+
+    Not merely "no longer reads live": from 2.13 a stale record reads terminated_unexpectedly before any
+    write, and a participant rejoining then could meet the eviction's last write (see docs/design.md).
+    """
     lifecycle = sim.lifecycle(app, stream_id)
     if lifecycle.unlisted_at is None:
         return False
     record = sim.broadcast(app, stream_id)
-    return record is None or record.get("status") not in ("broadcasting", "preparing")
+    return record is None or record.get("status") == "finished"
 
 
 def wait_removed(sim, app: str, stream_ids, timeout: float) -> None:

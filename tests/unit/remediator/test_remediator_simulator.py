@@ -2,6 +2,7 @@
 import io
 import json
 import time
+from typing import Callable
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from remediator.wiring import build_deps, close_deps
 from remediator_support import APP, notification, post, remediator_config, sample
 from remediator_support import alert as payload_alert
 from simulator import ManualClock, Simulator
+from stack.writes import record_targets
 
 VERSIONS = ("2.8.2", "3.0.0")
 SERVER_SECRET = "the-ams-server-secret-of-32-bytes!!"
@@ -54,14 +56,16 @@ class World:
     """A started simulator with one room, a ghost, a healthy participant and a remediator app."""
 
     def __init__(self, version: str, offset: float = 0.0, timeout: float = 2.0, jwt_secret: str | None = None,
-                 sim: dict | None = None, server_secret: str | None = None, **config) -> None:
+                 sim: dict | None = None, server_secret: str | None = None,
+                 transport: Callable[[Simulator], RecordingTransport] = lambda sim: RecordingTransport(),
+                 **config) -> None:
         self.clock = ManualClock(start=time.time(), offset_seconds=offset)
         self.sim = Simulator(ams_version=version, heartbeat_seconds=1.0, clock=self.clock, jwt_secret=jwt_secret,
                              reconnect_grace_seconds=GRACE, server_jwt_secret=SERVER_SECRET,
                              **(sim or {})).start()
         self.sim.create_room(APP, "room1")
         assert self.sim.join(APP, "room1", "ghost1") and self.sim.join(APP, "room1", "alive1")
-        self.transport = RecordingTransport()
+        self.transport = transport(self.sim)
         server = AmsServer(name="main", url=self.sim.url, apps=(APP,), heartbeat_seconds=1.0,
                            stale_heartbeats=3, reconnect_grace_seconds=GRACE, timeout_seconds=timeout,
                            server_jwt_secret=server_secret, node_url=f"http://{{ip}}:{self.sim.port}")
@@ -119,19 +123,54 @@ def test_ghost_on_2_8_2_is_evicted_in_the_reference_order(world):
     response = post(w.client, notification(w.alert("ghost1")))
     assert response.status_code == 200 and _outcome(response) == ("evicted", "ok")
     base = f"/{APP}/rest/v2/broadcasts"
-    # The first record write frees the id (2.8.2 refuses a rejoin while the stored status is live).
+    # The last write frees the id (2.8.2 refuses a rejoin while the stored status is live): none can follow a rejoin.
     assert [(m, p) for m, p, _ in w.writes()] == [
         ("POST", f"{base}/ghost1/stop"),
-        ("PUT", f"{base}/ghost1"),
         ("DELETE", f"{base}/room1/subtrack"),
         ("DELETE", f"{base}/conference-rooms/room1/ghost1"),
         ("DELETE", f"{base}/ghost1"),
     ]
-    assert "id=ghost1" in w.writes()[2][2]
+    assert "id=ghost1" in w.writes()[1][2]
     assert sample(w.deps, "antmedia_remediator_eviction_latency_seconds_count") == 1
     assert sample(w.deps, "antmedia_remediator_last_eviction_timestamp_seconds", ams="main", app=APP) > 0
     assert w.sim.broadcast(APP, "ghost1") is None and "ghost1" not in w.sim.room_members(APP, "room1")
     assert w.sim.reconnect(APP, "ghost1"), "the participant can rejoin with the same id"
+
+
+class RejoiningTransport(RecordingTransport):
+    """The participant's page retrying its own stream id, and landing at the worst moment: just after each
+    read the remediator makes, before the write that read decides. Once the id is free it is live again."""
+
+    def __init__(self, sim: Simulator, stream: str) -> None:
+        super().__init__()
+        self.sim, self.stream, self.rejoined_after = sim, stream, None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        response.read()
+        if request.method == "GET" and self.rejoined_after is None and self.sim.reconnect(APP, self.stream):
+            self.rejoined_after = len(self.sim.writes)
+        return response
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("zombi", [True, False], ids=["zombi", "created-by-rest"])
+def test_a_participant_rejoining_the_moment_its_id_is_free_gets_no_write(world, version, zombi):
+    """No write may follow the one that frees the id: AMS has no conditional DELETE or room removal, so a
+    write after it can land on the participant who rejoined in between (kicked, or dropped from its room)."""
+    w = world(version, transport=lambda sim: RejoiningTransport(sim, "ghost1" if zombi else "booked"))
+    if not zombi:
+        created = httpx.post(f"{w.sim.url}/{APP}/rest/v2/broadcasts/create", json={"streamId": "booked"}, timeout=5)
+        assert created.status_code == 200 and w.sim.join(APP, "room1", "booked")
+    stream = "ghost1" if zombi else "booked"
+    w.make_ghost(stream)
+    rejoining = w.transport
+    post(w.client, notification(w.alert(stream)))
+    after = w.sim.writes[rejoining.rejoined_after:] if rejoining.rejoined_after is not None else []
+    assert [f"{r.method} {r.path}" for r in after if stream in record_targets(r)] == []
+    # Freed by the eviction's last write, the participant rejoins after it.
+    assert rejoining.rejoined_after is not None or w.sim.reconnect(APP, stream), "the id was never freed"
+    assert w.sim.broadcast(APP, stream)["status"] == "broadcasting" and stream in w.sim.room_members(APP, "room1")
 
 
 def test_ghost_on_3_0_0_is_evicted_without_touching_the_room(world):
@@ -150,12 +189,18 @@ def test_ghost_on_3_0_0_is_evicted_without_touching_the_room(world):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_no_partial_put_and_no_room_delete_ever(world, version):
     w = world(version)
+    created = httpx.post(f"{w.sim.url}/{APP}/rest/v2/broadcasts/create", json={"streamId": "booked"}, timeout=5)
+    assert created.status_code == 200 and w.sim.join(APP, "room1", "booked") and w.sim.drop(APP, "booked")
     w.make_ghost()
-    post(w.client, notification(w.alert("ghost1"), w.alert("room1", room=None), w.alert("alive1", behind=5.0)))
-    # 2.8.x: a PUT carries the whole fresh record (a partial body wipes fields, BroadcastRestService L232-242).
-    puts = [json.loads(write.body) for write in w.sim.writes if write.method == "PUT"]
-    assert all({"streamId", "type", "updateTime", "mainTrackStreamId"} <= set(body) for body in puts)
-    assert len(puts) == (1 if version == "2.8.2" else 0)
+    post(w.client, notification(w.alert("ghost1"), w.alert("booked"), w.alert("room1", room=None),
+                                w.alert("alive1", behind=5.0)))
+    # The one PUT finishes the record created by REST. 2.8.x: it carries the whole fresh record (a partial
+    # body wipes fields, BroadcastRestService L232-242).
+    (put,) = [json.loads(write.body) for write in w.sim.writes if write.method == "PUT"]
+    if version == "2.8.2":
+        assert {"streamId", "type", "updateTime", "mainTrackStreamId"} <= set(put)
+    else:
+        assert put == {"status": "finished"}
     assert all(not p.endswith("/room1") for _, p, _ in w.writes())
     assert w.sim.broadcast(APP, "room1") is not None
 

@@ -241,10 +241,10 @@ def test_non_zombi_records_are_finished_or_deleted_as_configured(action, record_
     post(app_client(deps), notification(alert("precreated")))
     left = ams.records.get("precreated")
     assert (left.status if left else None) == record_left
-    # 2.8.2 refuses the id to a rejoin while the stored status is live: the first write after the stop frees it.
-    assert ams.writes[:2] == [("stop", "precreated"), ("finish", "precreated")]
-    last = ("remove_room_member", "room1/precreated") if action == "finish" else ("delete", "precreated")
-    assert ams.writes[-1] == last
+    # 2.8.2 refuses the id to a rejoin while the stored status is live: the last write frees it, so no
+    # write can follow a rejoin.
+    assert ams.writes == [("stop", "precreated"), ("remove_subtrack", "room1/precreated"),
+                          ("remove_room_member", "room1/precreated"), (action, "precreated")]
 
 
 def test_truncated_alerts_are_counted(ams):
@@ -261,7 +261,7 @@ def test_audit_line_names_alert_stream_decision_calls_and_mode(ams):
     assert line["fingerprint"] == "fp-main-WebRTCAppEE-ghost1" and line["decision"] == "evicted"
     assert line["ams"] == "main" and line["app"] == APP and line["room"] == "room1"
     assert [c["action"] for c in line["calls"] if c["action"] not in ("get", "probe")] == [
-        "stop", "finish", "remove_subtrack", "remove_room_member", "delete"]
+        "stop", "remove_subtrack", "remove_room_member", "delete"]
     assert line["dry_run"] is False
 
 
@@ -330,7 +330,7 @@ def test_stream_in_no_room_is_evicted_without_room_calls():
     deps, _ = build_deps({"main": ams}, config=remediator_config())
     response = post(app_client(deps), notification(alert("solo", room=None)))
     assert _decisions(response) == [("solo", "evicted", "ok")]
-    assert ams.writes == [("stop", "solo"), ("finish", "solo"), ("delete", "solo")]
+    assert ams.writes == [("stop", "solo"), ("delete", "solo")]
 
 
 def test_ams_found_down_defers_the_rest_of_the_notification_without_waiting_on_each():
