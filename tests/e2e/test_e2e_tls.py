@@ -49,7 +49,7 @@ def tls_stack(tmp_path_factory):
     exporter_port, remediator_port, prom_port, am_port = (free_port() for _ in range(4))
     (d / "antmedia.yml").write_text(
         "ams:\n  - name: main\n    url: http://127.0.0.1:9\n    apps: [WebRTCAppEE]\n    timeout_seconds: 1\n"
-        f"remediator:\n  dry_run: true\n  webhook_token_file: token\n  audit_log: audit.jsonl\n")
+        "remediator:\n  dry_run: true\n  webhook_token_file: token\n  audit_log: audit.jsonl\n")
     (d / "rules.yml").write_text(
         "groups:\n  - name: tls\n    rules:\n      - alert: TlsEndToEnd\n        expr: vector(1)\n"
         "        labels: {remediation: delete_stream, ams: main, app: WebRTCAppEE, stream_id: s1}\n")

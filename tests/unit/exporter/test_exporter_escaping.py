@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ams.model import AmsVersion, ClusterNode
+from ams.model import ClusterNode
 from exporter.collector import ClusterOutcome, Outcome, build_families
 from exporter.exposition import RowFamily, escape, render_bytes
 from fakeams import make_server
