@@ -61,6 +61,7 @@ def make_server(settings: Config, host: str, port: int, web: WebConfig | None = 
     except OSError:
         close_deps(deps)
         raise
+    deps.remediator.countdowns.start()
     return server, deps
 
 

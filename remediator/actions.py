@@ -14,6 +14,7 @@ from ams.model import is_stream_id
 from remediator.alerts import Alert, Notification
 from remediator.fairpool import NOT_RUN, FairPool
 from remediator.audit import AuditLog
+from remediator.countdown import CANDIDATE_ALERT, COUNTDOWN, Countdowns
 from service.config import RemediatorConfig
 from remediator.guards import DeadNodeCaps, EvictionCaps, FlaggedStreams, HandledAlerts, Hold, LifeHolds, denied_by
 from remediator.metrics import RemediatorMetrics
@@ -26,7 +27,8 @@ __all__ = ["Outcome", "Remediator", "Decided", "REMEDIATION"]
 
 log = logging.getLogger("remediator")
 REMEDIATION = "delete_stream"
-GHOST_ALERT = "AntMediaGhostStream"  # the only alert whose evidence (heartbeat_timestamp) this acts on
+GHOST_ALERT = "AntMediaGhostStream"  # the alerts whose evidence (heartbeat_timestamp) this acts on:
+ALERTS = {GHOST_ALERT: REMEDIATION, CANDIDATE_ALERT: COUNTDOWN}  # alertname -> its remediation label
 DEAD_ORIGIN = "dead"  # the rule's origin label for a ghost whose origin node AMS reports dead
 # Configured names (ams, app); anything else (a URL, a path) is refused before any lookup or request.
 _NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.\-]{1,200}$")
@@ -47,7 +49,8 @@ class Remediator:
     def __init__(self, config: RemediatorConfig, revalidators: Mapping[str, Revalidator],
                  metrics: RemediatorMetrics, audit: AuditLog,
                  alertmanager: AlertmanagerCheck | None = None,
-                 clock: Callable[[], float] = time.time, concurrency: int = 4) -> None:
+                 clock: Callable[[], float] = time.time, concurrency: int = 4,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.revalidators = dict(revalidators)
         self.metrics = metrics
@@ -65,6 +68,7 @@ class Remediator:
         # workers taking notifications in turns; at most max_concurrent_notifications are worked on at once.
         self._pool = FairPool(workers=max(1, concurrency), per_batch=max(1, concurrency))
         self._slots = threading.BoundedSemaphore(config.max_concurrent_notifications)
+        self.countdowns = Countdowns(self, config.countdown, clock=monotonic)
 
     def handle(self, notification: Notification) -> list[Outcome]:
         """Decide on every alert (never per group) within notification_timeout_seconds; outcomes keep the
@@ -86,8 +90,10 @@ class Remediator:
         """Alerts that need no AMS at once; the others on the fair pool, until the deadline."""
         now = self.clock()
         for alert in notification.alerts:
-            self._flag(alert, now)
-        outcomes: list = [None if _remediable(alert) else self.decide(alert) for alert in notification.alerts]
+            if not _candidate(alert):  # a candidate counts once its countdown ends (Countdowns._run)
+                self.flag(alert, now)
+        outcomes: list = [None if _remediable(alert) and not _candidate(alert) else self.decide(alert)
+                          for alert in notification.alerts]
         pending = [i for i, outcome in enumerate(outcomes) if outcome is None]
         # Services found unreachable in this notification: later alerts defer at once instead of
         # each waiting for its own timeout (the whole answer would outlast Alertmanager's patience).
@@ -103,7 +109,7 @@ class Remediator:
                                              f"{why} within notification_timeout_seconds")
         return outcomes
 
-    def _flag(self, alert: Alert, now: float) -> None:
+    def flag(self, alert: Alert, now: float) -> None:
         """Count a firing remediation alert towards its app's blast radius (configured apps, valid ids only)."""
         if _remediable(alert):
             ams, app, stream = (_label(alert, k) for k in ("ams", "app", "stream_id"))
@@ -115,49 +121,54 @@ class Remediator:
             if not (_label(alert, "origin") == DEAD_ORIGIN and revalidator.reads_nodes):
                 self.flagged.flag((ams, app), stream, now)
 
-    def _outcome(self, alert: Alert) -> Outcome:
+    def outcome_of(self, alert: Alert) -> Outcome:
         """An undecided outcome for one alert; mapped once its ams and app are configured."""
         outcome = Outcome(
             fingerprint=alert.fingerprint, ams=_label(alert, "ams"), app=_label(alert, "app"),
             stream_id=_label(alert, "stream_id"), room=alert.labels.get("room") or None,
-            outcome="", reason="", dry_run=self.config.dry_run)
+            outcome="", reason="", dry_run=self.config.dry_run, alertname=_label(alert, "alertname"))
         revalidator = self.revalidators.get(outcome.ams)
         outcome.mapped = revalidator is not None and outcome.app in revalidator.apps
         return outcome
 
     def _deferred(self, alert: Alert, reason: str, detail: str) -> Outcome:
         """Defer one alert without deciding it: counted, audited, answered 503."""
-        outcome = self._outcome(alert)
+        outcome = self.outcome_of(alert)
         outcome.outcome, outcome.reason, outcome.detail = "deferred", reason, detail
-        self._record(outcome)
+        self.record(outcome)
         return outcome
 
     def decide(self, alert: Alert, down: set[str] | None = None, deadline: float | None = None,
-               siblings: tuple[Alert, ...] = ()) -> Outcome:
+               siblings: tuple[Alert, ...] = (), countdown_ended: bool = False) -> Outcome:
         """Run the pipeline for one alert (every AMS request ends by the deadline), then count and audit.
+
+        A candidate alert (the early path) is only armed here: its countdown runs this pipeline again at
+        its deadline, as the candidate whose silences and inhibitions are asked then.
 
         siblings: the alerts of the same notification (a dead-labelled ghost found on a live node brings
         the others of its node into the blast radius at once).
         """
-        outcome = self._outcome(alert)
+        outcome = self.outcome_of(alert)
         outcome.mapped = False  # set again by _admit, after the labels are checked
         try:
             with deadline_scope(deadline):
                 self._admit(alert, outcome)
+                if _candidate(alert) and not countdown_ended:
+                    self.countdowns.arm(alert, outcome)
                 self._settle_once(alert, outcome, set() if down is None else down, siblings)
         except Decided as decision:
             outcome.outcome, outcome.reason, outcome.detail = decision.outcome, decision.reason, decision.detail
         except Exception as exc:  # a bug must not turn into a retry storm or a lost answer
             log.exception("unexpected error on alert %s", alert.fingerprint)
             outcome.outcome, outcome.reason, outcome.detail = "failed", "internal_error", type(exc).__name__
-        self._record(outcome)
+        self.record(outcome)
         return outcome
 
     def _admit(self, alert: Alert, outcome: Outcome) -> None:
         """Checks that need no AMS: status, labels, configured AMS and app, lists, kill switch."""
         if not alert.firing:
             raise Decided("skipped", "resolved")
-        if _label(alert, "remediation") != REMEDIATION or _label(alert, "alertname") != GHOST_ALERT:
+        if not _remediable(alert, firing_only=False):
             raise Decided("skipped", "not_remediable")
         if self._kill_switch_on():
             raise Decided("skipped", "kill_switch", self.config.kill_switch_file or "")
@@ -450,18 +461,25 @@ class Remediator:
         self.metrics.last_eviction.labels(ams=outcome.ams, app=outcome.app).set(done)
         raise Decided("evicted", reason, target.plan(self.config.non_zombi_action, stop=stopper is not None))
 
-    def _record(self, outcome: Outcome) -> None:
+    def record(self, outcome: Outcome) -> None:
         """Decision counter and audit line."""
         ams, app = (outcome.ams, outcome.app) if outcome.mapped else ("", "")
         self.metrics.decisions.labels(ams=ams, app=app, outcome=outcome.outcome, reason=outcome.reason).inc()
         self.audit.write(outcome.as_dict())
 
     def close(self) -> None:
-        """Stop the worker threads."""
+        """Stop the countdowns and the worker threads."""
         self._closing.set()
+        self.countdowns.close()
         self._pool.close()
 
 
-def _remediable(alert: Alert) -> bool:
-    """A firing ghost alert that asks for remediation: the only kind that costs AMS requests."""
-    return alert.firing and _label(alert, "remediation") == REMEDIATION and _label(alert, "alertname") == GHOST_ALERT
+def _remediable(alert: Alert, firing_only: bool = True) -> bool:
+    """A firing ghost or candidate alert that asks for remediation: the only kinds that cost AMS requests."""
+    name = _label(alert, "alertname")
+    return (alert.firing or not firing_only) and name in ALERTS and _label(alert, "remediation") == ALERTS[name]
+
+
+def _candidate(alert: Alert) -> bool:
+    """The early path's alert: armed, not acted on, when it arrives."""
+    return _label(alert, "alertname") == CANDIDATE_ALERT

@@ -13,6 +13,11 @@ __all__ = ["Alert", "Notification", "PayloadError", "parse_notification", "parse
 STATUSES = ("firing", "resolved")
 # The ghost rule's annotation: updateTime / 1000 as Prometheus saw it unchanged (rules/antmedia.rules.yml).
 HEARTBEAT_ANNOTATION = "heartbeat_timestamp"
+# The candidate rule's durations, both from Prometheus's own scrape times: how long it has seen the
+# heartbeat unchanged, and the stale threshold of the stream's app.
+FROZEN_ANNOTATION = "frozen_seconds"
+THRESHOLD_ANNOTATION = "threshold_seconds"
+MAX_DURATION_SECONDS = 86400.0
 _DECIMAL = re.compile(r"\d{1,16}(?:\.\d{1,6})?")
 # Go's RFC 3339 output carries up to 9 fractional digits; Python parses at most 6.
 _RFC3339 = re.compile(
@@ -49,6 +54,25 @@ class Alert:
             return None
         ms = round(float(text) * 1000)
         return ms if 0 < ms < 2**63 else None
+
+    @property
+    def frozen_seconds(self) -> float | None:
+        """Seconds Prometheus had seen the heartbeat unchanged when it evaluated the alert; None when junk."""
+        return _duration(self.annotations.get(FROZEN_ANNOTATION, ""))
+
+    @property
+    def threshold_seconds(self) -> float | None:
+        """The stale threshold the alert was judged against; None when absent or junk."""
+        threshold = _duration(self.annotations.get(THRESHOLD_ANNOTATION, ""))
+        return threshold if threshold else None
+
+
+def _duration(text: str) -> float | None:
+    """A non-negative decimal number of seconds, at most a day; None otherwise."""
+    if not _DECIMAL.fullmatch(text):
+        return None
+    seconds = float(text)
+    return seconds if seconds <= MAX_DURATION_SECONDS else None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,9 @@ DECISIONS = (
     ("failed", "write_failed"), ("failed", "ams_error"), ("failed", "ams_auth"), ("failed", "internal_error"),
     ("deferred", "ams_unavailable"), ("deferred", "alertmanager_unavailable"),
     ("failed", "invalid_id"), ("deferred", "timeout"), ("deferred", "busy"),
+    ("armed", "countdown"), ("skipped", "countdown_full"), ("skipped", "countdown_disabled"),
+    ("skipped", "no_evidence"), ("disarmed", "heartbeat_moved"), ("disarmed", "record_changed"),
+    ("disarmed", "room_changed"), ("disarmed", "gone"),
 )
 # Decisions made before an alert maps to a configured (ams, app): labels are left empty
 # so that arbitrary label values from a payload cannot create series.
@@ -78,6 +81,10 @@ class RemediatorMetrics:
         """Export the holds that evidence of life put on apps and nodes, read at each scrape."""
         self.registry.register(_HoldsCollector(holds))
 
+    def watch_countdowns(self, armed: Callable[[], dict], apps: Iterable[tuple[str, str]]) -> None:
+        """Export the armed countdowns per configured (ams, app), read at each scrape."""
+        self.registry.register(_CountdownsCollector(armed, list(apps)))
+
     def _preinit(self, apps: list[tuple[str, str]]) -> None:
         """Create every labelled child at zero."""
         for code in WEBHOOK_CODES:
@@ -108,4 +115,23 @@ class _HoldsCollector:
             "after evidence of life, until the witness stream's heartbeat moves.", labels=["ams", "scope", "name", "reason"])
         for (scope, ams, name), hold in sorted(self.holds().items()):
             family.add_metric([ams, scope, name, hold.reason], 1.0)
+        yield family
+
+
+class _CountdownsCollector:
+    """antmedia_remediator_countdowns{ams,app}: countdowns armed now (0 for every configured app)."""
+
+    def __init__(self, armed: Callable[[], dict], apps: list[tuple[str, str]]) -> None:
+        self.armed, self.apps = armed, apps
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            "antmedia_remediator_countdowns", "Countdowns armed by AntMediaGhostCandidate alerts, waiting for "
+            "their deadline.", labels=["ams", "app"])
+        armed = self.armed()
+        for ams, app in self.apps:
+            family.add_metric([ams, app], float(armed.get((ams, app), 0)))
         yield family

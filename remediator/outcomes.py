@@ -29,13 +29,14 @@ class Outcome:
     dry_run: bool
     detail: str = ""
     calls: list[dict[str, Any]] = field(default_factory=list)
+    alertname: str = ""  # AntMediaGhostStream, or AntMediaGhostCandidate (the early path)
     # True once (ams, app) is a configured pair: only then do they become metric labels.
     mapped: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (the webhook answer and the audit line)."""
         return {
-            "fingerprint": self.fingerprint, "ams": self.ams, "app": self.app,
+            "fingerprint": self.fingerprint, "alertname": self.alertname, "ams": self.ams, "app": self.app,
             "stream_id": self.stream_id, "room": self.room, "decision": self.outcome,
             "reason": self.reason, "detail": self.detail, "dry_run": self.dry_run, "calls": self.calls,
         }

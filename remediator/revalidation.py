@@ -213,6 +213,13 @@ class Revalidator:
                       publish_type=b.publish_type, stored_status_blocks=not version.computed_status,
                       room_writes=version.has_subtrack_ids)
 
+    def watch(self, app: str, stream: str, calls: Calls) -> Broadcast | None:
+        """One light read of an armed countdown's stream (the record only), shown to the witness."""
+        b = calls.run("get", f"broadcast {stream}", self.client.get_broadcast, app, stream).broadcast
+        if b is not None:
+            self.stillness.seen((app, stream, b.update_time_ms))
+        return b
+
     def still_for(self, target: Target) -> float:
         """Seconds this process has seen the target's heartbeat keep its value (read just now)."""
         return self.stillness.seen((target.app, target.stream_id, target.evidence_ms))

@@ -1,13 +1,17 @@
 """Re-check on the Alertmanager API v2 that an alert is still active, not silenced or inhibited."""
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 import httpx
 
-from remediator.alerts import Alert
+from remediator.alerts import Alert, PayloadError, parse_alert
 
 __all__ = ["AlertmanagerCheck", "AlertmanagerUnavailableError", "SUPPRESSION_KEYS"]
+
+# Alerts of one name read back at once (the countdowns' rebuild); the rest wait for the next pass.
+MAX_LISTED = 10_000
 
 # Labels that identify the alert well enough for the server-side filter; the
 # fingerprint (or the full label set) then picks the exact alert.
@@ -58,6 +62,30 @@ class AlertmanagerCheck:
         """None when the alert is active and neither silenced nor inhibited."""
         params = [("active", "true"), ("silenced", "true"), ("inhibited", "true"), ("unprocessed", "true")]
         params += [("filter", _matcher(k, alert.labels[k])) for k in SUPPRESSION_KEYS if k in alert.labels]
+        entries = self._alerts(params)
+        for entry in entries:
+            if isinstance(entry, dict) and _same_alert(entry, alert):
+                return verdict_of(entry)
+        # Not known to Alertmanager any more: resolved or expired since the notification.
+        return "not_active"
+
+    def firing(self, alertname: str, receiver: str) -> list[Alert]:
+        """Active alerts of that name routed to that receiver that no silence or inhibition hides (malformed
+        entries left out)."""
+        params = [("active", "true"), ("silenced", "false"), ("inhibited", "false"), ("unprocessed", "false"),
+                  ("receiver", f"^{re.escape(receiver)}$"), ("filter", _matcher("alertname", alertname))]
+        alerts = []
+        for i, entry in enumerate(self._alerts(params)[:MAX_LISTED]):
+            if not isinstance(entry, dict) or verdict_of(entry) is not None:
+                continue
+            try:
+                alerts.append(parse_alert({**entry, "status": "firing", "endsAt": None}, f"alerts[{i}]"))
+            except PayloadError:
+                continue
+        return alerts
+
+    def _alerts(self, params: list[tuple[str, str]]) -> list:
+        """GET /api/v2/alerts with these parameters: the JSON list."""
         try:
             response = self._client.get(f"{self.base_url}/api/v2/alerts", params=params)
             response.raise_for_status()
@@ -66,11 +94,7 @@ class AlertmanagerCheck:
             raise AlertmanagerUnavailableError(str(exc)) from None
         if not isinstance(entries, list):
             raise AlertmanagerUnavailableError("unexpected answer from /api/v2/alerts")
-        for entry in entries:
-            if isinstance(entry, dict) and _same_alert(entry, alert):
-                return verdict_of(entry)
-        # Not known to Alertmanager any more: resolved or expired since the notification.
-        return "not_active"
+        return entries
 
     def close(self) -> None:
         """Release connections."""

@@ -58,8 +58,10 @@ def build_deps(settings: Config, ams_transport: httpx.BaseTransport | None = Non
     drain = Drain()
     audit_log = _DrainedAudit(audit or open_audit_log(config.audit_log), drain)
     remediator = Remediator(config, revalidators, metrics, audit_log,
-                            alertmanager=alertmanager, clock=clock, concurrency=config.concurrency)
+                            alertmanager=alertmanager, clock=clock, concurrency=config.concurrency,
+                            monotonic=monotonic)
     metrics.watch_holds(remediator.holds.all)
+    metrics.watch_countdowns(remediator.countdowns.armed, pairs)
     return Deps(remediator=remediator, metrics=metrics, token=config.token,
                 max_body_bytes=config.max_body_bytes, drain=drain)
 
@@ -69,7 +71,8 @@ def abandon_in_flight(deps: Deps) -> int:
     alerts = deps.drain.undecided()
     for alert in alerts:
         deps.remediator.audit.write({
-            "fingerprint": alert.fingerprint, "ams": alert.labels.get("ams", ""),
+            "fingerprint": alert.fingerprint, "alertname": alert.labels.get("alertname", ""),
+            "ams": alert.labels.get("ams", ""),
             "app": alert.labels.get("app", ""), "stream_id": alert.labels.get("stream_id", ""),
             "room": alert.labels.get("room") or None, "decision": "abandoned", "reason": "shutdown",
             "detail": "in flight when the shutdown timeout ended; Alertmanager sends it again",

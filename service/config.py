@@ -101,6 +101,22 @@ class DeadNodeBudget(_Record):
     max_evictions: PositiveInt = 1000
 
 
+class CountdownConfig(_Record):
+    """The early path (remediator/countdown.py): countdowns armed by AntMediaGhostCandidate alerts.
+
+    AMS reads: one GET of the record per armed stream, and one of each armed room's listing, per read
+    interval: at most max_armed / read_interval_seconds record reads a second.
+    """
+
+    enabled: bool = True
+    # The Alertmanager receiver whose candidates are read back (the route's receiver, as in
+    # rules/alertmanager.example.yml): with that route removed, nothing is armed.
+    receiver: NonEmpty = "antmedia-remediator"
+    max_armed: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+    read_interval_seconds: Annotated[float, msgspec.Meta(ge=0.2, le=10)] = 1.0
+    rebuild_interval_seconds: Annotated[float, msgspec.Meta(ge=1, le=300)] = 5.0
+
+
 class RemediatorConfig(_Record):
     """Everything the remediator reads from its section (token: read from a file or the environment)."""
 
@@ -121,6 +137,7 @@ class RemediatorConfig(_Record):
     caps: Caps = Caps()
     blast_radius: BlastRadius = BlastRadius()
     dead_node: DeadNodeBudget = DeadNodeBudget()
+    countdown: CountdownConfig = CountdownConfig()
     dedup_max_entries: PositiveInt = 10000
     concurrency: PositiveInt = 4
     # Time to answer one notification: what is not decided by then is deferred (503, Alertmanager sends

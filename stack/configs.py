@@ -111,6 +111,14 @@ def alertmanager_config(example: dict, remediator_url: str, token_file: str, sin
     return config
 
 
+def without_early_route(config: dict) -> dict:
+    """The config without the route of the candidates (remediation="countdown")."""
+    trimmed = copy.deepcopy(config)
+    routes = trimmed.get("route", {}).get("routes") or []
+    trimmed["route"]["routes"] = [r for r in routes if 'remediation="countdown"' not in (r.get("matchers") or [])]
+    return trimmed
+
+
 def load_alertmanager_example() -> dict:
     """The shipped example Alertmanager config."""
     return yaml.safe_load(ALERTMANAGER_EXAMPLE.read_text()) or {}

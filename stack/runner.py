@@ -11,7 +11,7 @@ from typing import Any
 
 from stack import api
 from stack.configs import (alertmanager_config, load_alertmanager_example, prometheus_config,
-                           service_config, write_yaml)
+                           service_config, without_early_route, write_yaml)
 from stack.ports import free_port
 from stack.services import (Gossip, Service, start_alertmanager, start_prometheus, start_python_service,
                             wait_ready)
@@ -37,6 +37,12 @@ class StackOptions:
     # what a peer already sent; Alertmanager's default (15 s) is kept unless a
     # test wants both members to deliver, as they do when gossip lags.
     ha_peer_timeout: float = 15.0
+    # Two remediators (an HA pair behind one Service): each Alertmanager of an HA pair posts to its own,
+    # and each reads the candidates back from its own Alertmanager.
+    remediators: int = 1
+    # False: the Alertmanager config without its early-path route (only AntMediaGhostStream reaches the
+    # remediator), as when an operator removed it.
+    early_route: bool = True
     keep_workdir: bool = False
 
     def heartbeat(self) -> float | None:
@@ -54,6 +60,7 @@ class Stack:
         self.sink = WebhookSink()
         self.exporter: Service | None = None
         self.remediator: Service | None = None
+        self.remediators: list[Service] = []
         self.alertmanagers: list[Service] = []
         self.prometheuses: list[Service] = []
         self.token = secrets.token_hex(16)
@@ -77,12 +84,15 @@ class Stack:
         self._start_simulator()
         self.sink.start()
         am_addresses = self._plan_alertmanagers()
-        self._write_service_config(am_addresses[0])
-        self.exporter = start_python_service("exporter", "exporter", self.service_config_file, self.workdir)
-        self.remediator = start_python_service("remediator", "remediator", self.service_config_file, self.workdir)
+        self._write_service_config(am_addresses)
+        self.exporter = start_python_service("exporter", "exporter", self.service_config_files[0], self.workdir)
+        self.remediators = [start_python_service(self._remediator_name(i), "remediator", config, self.workdir)
+                            for i, config in enumerate(self.service_config_files)]
+        self.remediator = self.remediators[0]
         self._start_alertmanagers(am_addresses)
         wait_ready(self.exporter, "/-/healthy", READY_TIMEOUT)
-        wait_ready(self.remediator, "/-/healthy", READY_TIMEOUT)
+        for remediator in self.remediators:
+            wait_ready(remediator, "/-/healthy", READY_TIMEOUT)
         for am in self.alertmanagers:
             wait_ready(am, "/-/ready", READY_TIMEOUT)
         self._start_prometheuses()
@@ -90,7 +100,7 @@ class Stack:
 
     def stop(self) -> None:
         """Stop everything started, in reverse order; remove the data unless kept."""
-        for service in [*self.prometheuses, *self.alertmanagers, self.remediator, self.exporter]:
+        for service in [*self.prometheuses, *self.alertmanagers, *self.remediators, self.exporter]:
             if service is not None:
                 service.stop()
         self.sink.stop()
@@ -118,8 +128,23 @@ class Stack:
         count = 2 if self.options.ha else 1
         return [f"127.0.0.1:{free_port()}" for _ in range(count)]
 
-    def _write_service_config(self, alertmanager_address: str) -> None:
-        """One YAML file for exporter and remediator, token and JWT secret in files."""
+    def _remediator_name(self, index: int) -> str:
+        return f"remediator-{index}" if self.options.remediators > 1 else "remediator"
+
+    def audit_log_of(self, index: int) -> Path:
+        """The audit log of one remediator."""
+        return self.audit_log if index == 0 else self.workdir / f"remediator-{index}-audit.jsonl"
+
+    def restart_remediator(self) -> None:
+        """Stop the (first) remediator and start it again on the same address, as a crashed pod would be."""
+        old = self.remediators[0]
+        old.stop()
+        self.remediator = self.remediators[0] = start_python_service(
+            old.name, "remediator", self.service_config_files[0], self.workdir, address=old.address)
+        wait_ready(self.remediator, "/-/healthy", READY_TIMEOUT)
+
+    def _write_service_config(self, alertmanager_addresses: list[str]) -> None:
+        """One YAML file for exporter and remediator (one per remediator), token and JWT secret in files."""
         token_file = self.workdir / "webhook-token"
         token_file.write_text(self.token + "\n")
         token_file.chmod(0o600)
@@ -139,10 +164,14 @@ class Stack:
             server_file = self.workdir / "server-jwt-secret"
             server_file.write_text(self.options.simulator["server_jwt_secret"] + "\n")
             ams.setdefault("server_jwt_secret_file", str(server_file))
-        config = service_config(self.sim.url, self.options.apps, self._exporter_timing(), str(token_file),
-                                f"http://{alertmanager_address}", str(self.audit_log),
-                                str(jwt_file) if jwt_file else None, self.options.remediator, ams)
-        self.service_config_file = write_yaml(self.workdir / "antmedia.yml", config)
+        self.service_config_files = []
+        for index in range(self.options.remediators):
+            address = alertmanager_addresses[index % len(alertmanager_addresses)]
+            config = service_config(self.sim.url, self.options.apps, self._exporter_timing(), str(token_file),
+                                    f"http://{address}", str(self.audit_log_of(index)),
+                                    str(jwt_file) if jwt_file else None, self.options.remediator, ams)
+            name = "antmedia.yml" if index == 0 else f"antmedia-{index}.yml"
+            self.service_config_files.append(write_yaml(self.workdir / name, config))
         self.token_file = token_file
 
     def _exporter_timing(self) -> Timing:
@@ -150,13 +179,16 @@ class Stack:
         return replace(self.options.timing, heartbeat_seconds=self.options.heartbeat())
 
     def _start_alertmanagers(self, addresses: list[str]) -> None:
-        """One Alertmanager, or two gossiping on loopback."""
-        config = alertmanager_config(load_alertmanager_example(), self.remediator.url, str(self.token_file),
-                                     self.sink.url)
-        config_file = write_yaml(self.workdir / "alertmanager.yml", config)
+        """One Alertmanager, or two gossiping on loopback (each posting to its own remediator when two run)."""
+        example = load_alertmanager_example()
+        if not self.options.early_route:
+            example = without_early_route(example)
         gossips = self._gossips(len(addresses))
         for index, (address, gossip) in enumerate(zip(addresses, gossips)):
+            remediator = self.remediators[index % len(self.remediators)]
+            config = alertmanager_config(example, remediator.url, str(self.token_file), self.sink.url)
             name = f"alertmanager-{index}" if len(addresses) > 1 else "alertmanager"
+            config_file = write_yaml(self.workdir / f"{name}.yml", config)
             self.alertmanagers.append(start_alertmanager(name, config_file, self.workdir, gossip, address))
 
     def _gossips(self, count: int) -> list[Gossip]:
@@ -193,7 +225,7 @@ class Stack:
 
     def services(self) -> list[Service]:
         """Every child process, for URLs and health checks."""
-        return [s for s in [self.exporter, self.remediator, *self.alertmanagers, *self.prometheuses] if s]
+        return [s for s in [self.exporter, *self.remediators, *self.alertmanagers, *self.prometheuses] if s]
 
     def urls(self) -> dict[str, str]:
         """Name -> URL of every service and of the simulated AMS."""
@@ -202,9 +234,9 @@ class Stack:
             urls["simulated AMS"] = self.sim.url
         return urls
 
-    def audit(self) -> list[dict]:
-        """The remediator's audit records so far."""
-        return api.read_audit(self.audit_log)
+    def audit(self, index: int = 0) -> list[dict]:
+        """A remediator's audit records so far (the first one's by default)."""
+        return api.read_audit(self.audit_log_of(index))
 
     def remediator_metrics(self) -> dict:
         """The remediator's /metrics, parsed."""

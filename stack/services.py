@@ -79,9 +79,11 @@ def start_alertmanager(name: str, config_file: Path, workdir: Path, gossip: Goss
     return Service(name, process, address)
 
 
-def start_python_service(name: str, module: str, config_file: Path, workdir: Path) -> Service:
-    """Start `python -m module --config.file ... --web.listen-address ...` (exporter, remediator)."""
-    address = _address()
+def start_python_service(name: str, module: str, config_file: Path, workdir: Path,
+                         address: str | None = None) -> Service:
+    """Start `python -m module --config.file ... --web.listen-address ...` (exporter, remediator); on a free
+    loopback port unless address is given (a restart keeps its address)."""
+    address = address or _address()
     argv = [sys.executable, "-m", module, f"--config.file={config_file}",
             f"--web.listen-address={address}"]
     process = ManagedProcess(name, argv, workdir / f"{name}.log", cwd=REPO).start()

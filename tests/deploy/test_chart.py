@@ -210,15 +210,23 @@ def test_dashboards_are_the_grafana_files_labelled_for_the_sidecar(objects):
 
 def test_alertmanager_config_is_the_example_remediation_route(objects):
     example = yaml.safe_load(ALERTMANAGER_EXAMPLE.read_text())
-    (route,) = [r for r in example["route"]["routes"] if r["receiver"] == "antmedia-remediator"]
+    countdown, route = [r for r in example["route"]["routes"] if r["receiver"] == "antmedia-remediator"]
     (receiver,) = [r for r in example["receivers"] if r["name"] == "antmedia-remediator"]
     (config,) = of_kind(objects, "AlertmanagerConfig")
     spec = config["spec"]
-    assert [f'{m["name"]}="{m["value"]}"' for m in spec["route"]["matchers"]] == route["matchers"]
-    assert spec["route"]["groupBy"] == route["group_by"]
+    # One top route for both remediation values; the candidates' own timers on its child route.
+    assert [f'{m["name"]}{m["matchType"]}"{m["value"]}"' for m in spec["route"]["matchers"]] == [
+        'remediation=~"delete_stream|countdown"']
+    assert route["matchers"] == ['remediation="delete_stream"'] and countdown["matchers"] == ['remediation="countdown"']
+    assert spec["route"]["groupBy"] == route["group_by"] == countdown["group_by"]
     assert (spec["route"]["groupWait"], spec["route"]["groupInterval"], spec["route"]["repeatInterval"]) == (
         route["group_wait"], route["group_interval"], route["repeat_interval"])
     assert spec["route"]["continue"] is route["continue"] is True
+    (child,) = spec["route"]["routes"]
+    assert [f'{m["name"]}="{m["value"]}"' for m in child["matchers"]] == countdown["matchers"]
+    assert (child["groupWait"], child["groupInterval"], child["repeatInterval"]) == (
+        countdown["group_wait"], countdown["group_interval"], countdown["repeat_interval"])
+    assert "continue" not in countdown
     (webhook,) = spec["receivers"][0]["webhookConfigs"]
     assert webhook["sendResolved"] is receiver["webhook_configs"][0]["send_resolved"] is False
     assert webhook["url"] == f"http://{FULLNAME}-remediator.{NAMESPACE}.svc:15081/alerts"

@@ -47,7 +47,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.when in ("setup", "call") and report.failed:
-        for name in ("stack", "ha_stack"):
+        for name in ("stack", "ha_stack", "pair", "backstop_only", "patient"):
             running = getattr(item, "funcargs", {}).get(name)
             if running is not None:
                 report.sections.append((f"{name} component logs", running.logs()))

@@ -161,7 +161,9 @@ def test_every_alert_with_for_is_checked_one_evaluation_before_it_elapses():
 def test_every_alert_has_severity_summary_description_and_a_runbook_section():
     anchors = runbook_anchors()
     for rule in alerts():
-        assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
+        # The candidate goes to the remediator alone (its route), never to a human: severity info.
+        allowed = {"info"} if rule["alert"] == "AntMediaGhostCandidate" else {"warning", "critical"}
+        assert rule["labels"]["severity"] in allowed, rule["alert"]
         assert {"summary", "description", "runbook_url"} <= rule["annotations"].keys(), rule["alert"]
         path, _, anchor = rule["annotations"]["runbook_url"].partition("#")
         assert path == "rules/RUNBOOK.md" and anchor in anchors, rule["annotations"]["runbook_url"]
@@ -179,8 +181,13 @@ def test_ghost_detection_judges_on_prometheus_scrape_times_only_and_hard_codes_n
         # last_over_time bridges a scrape gap without judging time.
         bridged = re.sub(r"last_over_time\([^\[\]]+\[1m\]\)", "", rule["expr"])
         assert not re.search(r"\[\s*\d+[smh]", bridged) and " offset " not in rule["expr"], name
-    detection = next(r for r in group["rules"] if r.get("record") == "stream:antmedia_ghost:last_update_timestamp_seconds")
-    assert "antmedia_stale_threshold_seconds" in detection["expr"] and 'type="liveStream"' in detection["expr"]
+    records = {r["record"]: r["expr"] for r in group["rules"] if "record" in r}
+    assert 'type="liveStream"' in records["stream:antmedia_live_claim:heartbeat_unchanged_seconds"]
+    assert "stream:antmedia_live_claim:heartbeat_unchanged_seconds" in records["stream:antmedia_ghost:last_update_timestamp_seconds"]
+    assert "antmedia_stale_threshold_seconds" in records["stream:antmedia_ghost:last_update_timestamp_seconds"]
+    candidate = records["stream:antmedia_ghost_candidate:heartbeat_unchanged_seconds"]
+    assert "stream:antmedia_live_claim:heartbeat_unchanged_seconds" in candidate
+    assert "antmedia_heartbeat_period_seconds" in candidate
     assert ghost["annotations"]["heartbeat_timestamp"] == '{{ printf "%.3f" $value }}'
 
 
@@ -305,7 +312,14 @@ def test_ghost_alert_without_room_reaches_the_remediator_and_the_humans():
     assert routes_of(labels) == ["antmedia-remediator", "sre"]
 
 
-@pytest.mark.parametrize("alert", [r["alert"] for r in alerts() if r["alert"] != "AntMediaGhostStream"])
+def test_ghost_candidate_reaches_only_the_remediator():
+    labels = {"alertname": "AntMediaGhostCandidate", "severity": "info", "remediation": "countdown",
+              "ams": "main", "app": "WebRTCAppEE", "stream_id": "alice", "room": "room1"}
+    assert routes_of(labels) == ["antmedia-remediator"]
+
+
+@pytest.mark.parametrize("alert", [r["alert"] for r in alerts()
+                                   if r["alert"] not in ("AntMediaGhostStream", "AntMediaGhostCandidate")])
 def test_other_alerts_reach_only_the_humans(alert: str):
     rule = next(r for r in alerts() if r["alert"] == alert)
     assert routes_of({"alertname": alert, **rule["labels"], "ams": "main", "app": "WebRTCAppEE"}) == ["sre"]

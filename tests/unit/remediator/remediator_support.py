@@ -151,9 +151,10 @@ def build_deps(clients: dict[str, Any], config=None, alertmanager=None, clock=No
                     for n, c in clients.items()}
     audit_buffer = io.StringIO()
     remediator = Remediator(config, revalidators, metrics, AuditLog(audit_buffer), alertmanager=alertmanager,
-                            clock=clock or Clock(), concurrency=config.concurrency)
+                            clock=clock or Clock(), concurrency=config.concurrency, monotonic=monotonic)
     remediator.own_clock = monotonic
     metrics.watch_holds(remediator.holds.all)
+    metrics.watch_countdowns(remediator.countdowns.armed, pairs)
     deps = Deps(remediator=remediator, metrics=metrics, token=config.token, max_body_bytes=config.max_body_bytes)
     return deps, audit_buffer
 
