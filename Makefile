@@ -27,6 +27,7 @@ demo: venv system-deps
 bench: venv system-deps
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/exporter_scrape.py
+	$(PY) bench/scrape_cost.py
 	$(PY) bench/remediator_notification.py
 	$(PY) bench/ghost_lifetime.py
 	$(PY) bench/dead_node.py
