@@ -164,6 +164,10 @@ class Remediator:
         self.record(outcome)
         return outcome
 
+    def settled(self, alert: Alert, outcome: Outcome) -> str | None:
+        """The decision this alert already settled with (evicted, dry_run, not_found...), if any."""
+        return self.handled.outcome(_settle_key(alert, outcome))
+
     def _admit(self, alert: Alert, outcome: Outcome) -> None:
         """Checks that need no AMS: status, labels, configured AMS and app, lists, kill switch."""
         if not alert.firing:
@@ -200,7 +204,7 @@ class Remediator:
     def _settle_once(self, alert: Alert, outcome: Outcome, down: set[str], siblings: tuple[Alert, ...] = ()) -> None:
         """Idempotency: one settled decision per (ams, app, stream, room, startsAt): one id listed in two
         rooms is two alerts, each of which must see its room cleared."""
-        key = (outcome.ams, outcome.app, outcome.stream_id, alert.starts_at.timestamp(), outcome.room or "")
+        key = _settle_key(alert, outcome)
         if self.handled.outcome(key) is None:
             # Locked per stream, not per alert: two alerts for one stream (say from Prometheus
             # replicas with distinct labels) must not evict it twice at once.
@@ -478,6 +482,11 @@ def _remediable(alert: Alert, firing_only: bool = True) -> bool:
     """A firing ghost or candidate alert that asks for remediation: the only kinds that cost AMS requests."""
     name = _label(alert, "alertname")
     return (alert.firing or not firing_only) and name in ALERTS and _label(alert, "remediation") == ALERTS[name]
+
+
+def _settle_key(alert: Alert, outcome: Outcome) -> tuple:
+    """One settled decision per (ams, app, stream, startsAt, room)."""
+    return outcome.ams, outcome.app, outcome.stream_id, alert.starts_at.timestamp(), outcome.room or ""
 
 
 def _candidate(alert: Alert) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
@@ -42,6 +43,8 @@ COUNTDOWN = "countdown"  # the candidate's remediation label
 # Outcomes of a deadline's eviction that leave the countdown armed, to run again at the next read:
 # nothing was decided (AMS or Alertmanager unreachable, the remediator's own witness not complete yet).
 RETRY = "deferred"
+# Disarmed heartbeats remembered, so that Alertmanager's copy of a resolved candidate re-arms nothing.
+MAX_DISARMED = 10_000
 
 
 @dataclass
@@ -72,6 +75,8 @@ class Countdowns:
         self._workers = ThreadPoolExecutor(max_workers=max(1, remediator.config.concurrency),
                                            thread_name_prefix="countdown")
         self._rooms: dict[tuple[str, str, str], tuple[float, set[str] | None]] = {}
+        # Heartbeats seen to move on (bounded, oldest first out): an alert still carrying one arms nothing.
+        self._disarmed: OrderedDict[tuple[str, str, str, int], None] = OrderedDict()
         self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------ arming
@@ -85,9 +90,14 @@ class Countdowns:
         if frozen is None or threshold is None or heartbeat is None:
             raise Decided("skipped", "no_evidence", "the candidate alert lacks heartbeat_timestamp, "
                           "frozen_seconds or threshold_seconds")
+        settled = self.remediator.settled(alert, outcome)
+        if settled is not None:  # sent again (repeat_interval) after its countdown already ended
+            raise Decided("skipped", "duplicate", f"already {settled}")
         key = (outcome.ams, outcome.app, outcome.stream_id, heartbeat)
         deadline = self.clock() + max(0.0, threshold - frozen)
         with self._lock:
+            if key in self._disarmed:  # that heartbeat moved on: it never comes back
+                raise Decided("skipped", "disarmed_before", "this heartbeat already moved on")
             armed = self._arms.get(key)
             if armed is None:
                 if len(self._arms) >= self.config.max_armed:
@@ -183,6 +193,10 @@ class Countdowns:
     def _disarm(self, arm: Arm, reason: str) -> None:
         """Disarmed by a change: counted and audited like any decision."""
         self._drop(arm)
+        with self._lock:
+            self._disarmed[(arm.ams, arm.app, arm.stream_id, arm.heartbeat_ms)] = None
+            while len(self._disarmed) > MAX_DISARMED:
+                self._disarmed.popitem(last=False)
         outcome = self.remediator.outcome_of(arm.alert)
         outcome.outcome, outcome.reason = "disarmed", reason
         outcome.detail = "seen on AMS before the deadline; nothing written"
@@ -208,9 +222,12 @@ class Countdowns:
             heartbeat = alert.heartbeat_ms
             if not (outcome.mapped and is_stream_id(outcome.stream_id)) or heartbeat is None:
                 continue
+            key = (outcome.ams, outcome.app, outcome.stream_id, heartbeat)
             with self._lock:
-                if (outcome.ams, outcome.app, outcome.stream_id, heartbeat) in self._arms:
+                if key in self._arms or key in self._disarmed:
                     continue
+            if self.remediator.settled(alert, outcome) is not None:
+                continue
             try:
                 self.arm(alert, outcome)
             except Decided as decision:

@@ -27,7 +27,7 @@ DECISIONS = (
     ("deferred", "ams_unavailable"), ("deferred", "alertmanager_unavailable"),
     ("failed", "invalid_id"), ("deferred", "timeout"), ("deferred", "busy"),
     ("armed", "countdown"), ("skipped", "countdown_full"), ("skipped", "countdown_disabled"),
-    ("skipped", "no_evidence"), ("disarmed", "heartbeat_moved"), ("disarmed", "record_changed"),
+    ("skipped", "no_evidence"), ("skipped", "disarmed_before"), ("disarmed", "heartbeat_moved"), ("disarmed", "record_changed"),
     ("disarmed", "room_changed"), ("disarmed", "gone"),
 )
 # Decisions made before an alert maps to a configured (ams, app): labels are left empty

@@ -242,3 +242,29 @@ def test_rebuild_leaves_out_silenced_alerts_and_survives_alertmanager_down(ams):
     manager.down = True
     deps.remediator.countdowns._rebuild_quietly()  # logged, nothing raised, nothing lost
     assert deps.remediator.countdowns.armed() == {("main", APP): 1}
+
+
+def test_a_candidate_already_settled_or_disarmed_is_not_armed_again(ams):
+    manager = FakeAlertmanager()
+    item = candidate("ghost1")
+    manager.alerts.append(item)
+    deps, audit = build_deps({"main": ams}, alertmanager=manager.check(), config=remediator_config(dry_run=True))
+    client = app_client(deps, retry=False)
+    post(client, notification(item))
+    run(deps, THRESHOLD)
+    assert decisions(audit)[-1] == ("ghost1", "dry_run", "ok")
+    # Alertmanager still lists it (dry-run leaves the ghost): neither the read-back nor a resend arms it again.
+    deps.remediator.countdowns.rebuild()
+    post(client, notification(item))
+    assert decisions(audit)[-1] == ("ghost1", "skipped", "duplicate")
+    assert deps.remediator.countdowns.armed() == {}
+    # A heartbeat seen to move on is not armed again from Alertmanager's stale copy of the alert.
+    ams.add("alive2", age=60.0)
+    moved = candidate("alive2", starts_at="2026-11-25T00:02:00Z")
+    post(client, notification(moved))
+    ams.beat("alive2")
+    run(deps, 1.0)
+    assert decisions(audit)[-1] == ("alive2", "disarmed", "heartbeat_moved")
+    manager.alerts.append(moved)
+    deps.remediator.countdowns.rebuild()
+    assert deps.remediator.countdowns.armed() == {}
