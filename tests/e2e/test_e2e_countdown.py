@@ -20,6 +20,15 @@ TIMEOUT = 60.0
 THRESHOLD = 8.5
 
 
+def running(options: StackOptions):
+    """A populated stack of its own for a module fixture, stopped after the module."""
+    stack = start_populated(options, APP, 20, 2)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
 def join(stack, room: str, names) -> None:
     stack.sim.create_room(APP, room)
     for name in names:
@@ -77,11 +86,8 @@ def test_a_ghost_goes_at_its_countdown_before_the_ghost_alert_is_needed(alive):
 def patient():
     """AMS's reconnect grace at 6 s (webRTCClientStartTimeoutMs, and the config's): a publisher can resume its
     session after its countdown was armed."""
-    options = StackOptions(ams_version="2.8.2", simulator={"reconnect_grace_seconds": 6.0},
-                           ams={"reconnect_grace_seconds": 6.0})
-    running = start_populated(options, APP, 20, 2)
-    yield running
-    running.stop()
+    yield from running(StackOptions(ams_version="2.8.2", simulator={"reconnect_grace_seconds": 6.0},
+                                    ams={"reconnect_grace_seconds": 6.0}))
 
 
 def test_a_stream_that_flaps_and_freezes_again_is_evicted_at_its_new_deadline(patient):
@@ -126,9 +132,7 @@ def test_a_remediator_restarted_mid_countdown_evicts_the_ghost_once(alive):
 @pytest.fixture(scope="module")
 def pair():
     """2 Prometheus -> 2 Alertmanagers gossiping -> 2 remediators, each Alertmanager posting to its own."""
-    running = start_populated(StackOptions(ams_version="2.8.2", ha=True, remediators=2), APP, 20, 2)
-    yield running
-    running.stop()
+    yield from running(StackOptions(ams_version="2.8.2", ha=True, remediators=2))
 
 
 def test_an_ha_pair_with_two_remediators_evicts_each_ghost_once(pair):
@@ -148,9 +152,7 @@ def test_an_ha_pair_with_two_remediators_evicts_each_ghost_once(pair):
 @pytest.fixture(scope="module")
 def backstop_only():
     """The Alertmanager config without the early path's route."""
-    running = start_populated(StackOptions(ams_version="2.8.2", early_route=False), APP, 20, 2)
-    yield running
-    running.stop()
+    yield from running(StackOptions(ams_version="2.8.2", early_route=False))
 
 
 def test_without_the_early_route_the_ghost_alert_still_evicts(backstop_only):

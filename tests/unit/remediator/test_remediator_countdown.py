@@ -58,6 +58,13 @@ class FakeAlertmanager:
         return httpx.Response(200, json=entries)
 
 
+def listed(stream: str = "ghost1") -> tuple[FakeAlertmanager, dict]:
+    """An Alertmanager that holds the stream's candidate alert, and that alert."""
+    manager = FakeAlertmanager()
+    manager.alerts.append(candidate(stream))
+    return manager, manager.alerts[-1]
+
+
 @pytest.fixture
 def ams():
     fake = FakeAms("2.8.2")
@@ -140,9 +147,7 @@ def test_a_stream_that_flaps_and_freezes_again_is_evicted_at_its_new_deadline(am
 
 
 def test_a_silence_added_after_arming_stops_the_eviction(ams):
-    manager = FakeAlertmanager()
-    item = candidate("ghost1")
-    manager.alerts.append(item)
+    manager, item = listed()
     deps, audit = build_deps({"main": ams}, alertmanager=manager.check())
     post(app_client(deps, retry=False), notification(item))
     run(deps, 5.0)
@@ -153,9 +158,7 @@ def test_a_silence_added_after_arming_stops_the_eviction(ams):
 
 
 def test_a_restarted_remediator_rebuilds_the_countdown_from_alertmanager_and_evicts_once(ams):
-    manager = FakeAlertmanager()
-    item = candidate("ghost1")
-    manager.alerts.append(item)
+    manager, item = listed()
     first, _ = build_deps({"main": ams}, alertmanager=manager.check())
     post(app_client(first, retry=False), notification(item))
     run(first, 5.0)
@@ -170,9 +173,7 @@ def test_a_restarted_remediator_rebuilds_the_countdown_from_alertmanager_and_evi
 
 
 def test_two_remediators_evict_each_ghost_once(ams):
-    manager = FakeAlertmanager()
-    item = candidate("ghost1")
-    manager.alerts.append(item)
+    manager, item = listed()
     pair = [build_deps({"main": ams}, alertmanager=manager.check()) for _ in range(2)]
     post(app_client(pair[0][0], retry=False), notification(item))
     assert pair[1][0].remediator.countdowns.rebuild() == 1
@@ -245,9 +246,7 @@ def test_rebuild_leaves_out_silenced_alerts_and_survives_alertmanager_down(ams):
 
 
 def test_a_candidate_already_settled_or_disarmed_is_not_armed_again(ams):
-    manager = FakeAlertmanager()
-    item = candidate("ghost1")
-    manager.alerts.append(item)
+    manager, item = listed()
     deps, audit = build_deps({"main": ams}, alertmanager=manager.check(), config=remediator_config(dry_run=True))
     client = app_client(deps, retry=False)
     post(client, notification(item))
