@@ -1,1 +1,2 @@
-"""The AMS layer shared by both services: REST client, records model, errors and the ghost predicate."""
+"""The AMS layer shared by both services: REST client (over its transport and paging), records model, errors and
+the ghost predicate."""

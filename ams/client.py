@@ -1,27 +1,22 @@
-"""AMS REST client: the only code that knows AMS URLs, auth, paging and version quirks."""
+"""AMS REST client: the endpoints, with AMS's URLs, version quirks and the checks on what AMS answers.
+
+HTTP, auth headers, size caps and the total deadline are ams.transport's; the bounded list paging is
+ams.paging's. The errors and deadline_scope are re-exported here for the services.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
-from datetime import timezone
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
-import httpcore
 import httpx
-import jwt
 
-from ams.server import AmsServer
 from ams.errors import (
     AmsAuthError, AmsDeadlineError, AmsError, AmsIncompleteError, AmsLimitError, AmsMalformedError, AmsUnavailableError,
     AmsUnreachableError,
@@ -47,6 +42,9 @@ from ams.model import (
     parse_result,
     parse_version,
 )
+from ams.paging import MAX_NODE_PAGES, MAX_SUBTRACK_PAGES, Page, Pager, fingerprint, is_short, require_list
+from ams.server import AmsServer
+from ams.transport import Reply, Transport, deadline_scope
 
 __all__ = [
     "AmsAuthError", "AmsClient", "AmsDeadlineError", "AmsError", "AmsIncompleteError", "AmsLimitError",
@@ -57,183 +55,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 VERSION_TTL_SECONDS = 300.0  # re-detect now and then: servers get upgraded in place
-PLAN_BATCH_PAGES = 64  # pages planned per concurrent batch from /count (then re-planned)
-MAX_SUBTRACK_PAGES = 400  # bounds a server that ignores the offset
-MAX_NODE_PAGES = 40  # 10,000 nodes at 250 a page: far beyond any cluster
-# A list this many records (or this share of /count) shorter than /count said is incomplete, once a second
-# /count confirms it. Below it: records that left during the scrape, and MapDB's key-ordered pages, which
-# skip one record at a page boundary when an earlier one is deleted mid-scrape.
-SHORT_LIST_SLACK = 3
-SHORT_LIST_FRACTION = 0.02
-# Records a list may run past /count (streams created while it is read) before it is cut off as
-# endless: a tenth of the count, and at least one page.
-LIST_MARGIN_FRACTION = 0.1
-# The caller's overall time budget (monotonic), for every AMS request made in this context.
-_BUDGET: ContextVar[float | None] = ContextVar("ams_budget", default=None)
-# The deadline of the request in progress in this thread, read by the socket layer.
-_REQUEST_DEADLINE: ContextVar[float | None] = ContextVar("ams_request_deadline", default=None)
-_JSON_HEADERS = {"Content-Type": "application/json"}  # AMS write endpoints @Consumes(application/json)
-
-
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    """What the client keeps of an HTTP response."""
-
-    status_code: int
-    content: bytes
-    server_time: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Page:
-    """One list page: parsed items, the raw length (for short-page detection) and the Date."""
-
-    items: list
-    raw_length: int
-    rejected: int
-    server_time: float | None
-    first: str | None  # repr of the first raw entry: equal on consecutive pages means the offset is ignored
-
-
-@contextmanager
-def deadline_scope(deadline: float | None) -> Iterator[None]:
-    """Every AMS request made inside (in this thread) ends by this monotonic deadline, at the latest."""
-    outer = _BUDGET.get()
-    token = _BUDGET.set(deadline if outer is None or (deadline is not None and deadline < outer) else outer)
-    try:
-        yield
-    finally:
-        _BUDGET.reset(token)
-
-
-def _cut(timeout: float | None, error: type[Exception]) -> float | None:
-    """A socket operation's timeout, cut to what is left of the request's total deadline."""
-    deadline = _REQUEST_DEADLINE.get()
-    if deadline is None:
-        return timeout
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise error("the request's deadline has passed")
-    return left if timeout is None else min(timeout, left)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A socket whose every read and write ends by the request's deadline: a server that drips one
-    byte at a time, in the headers or the body, cannot hold a request past it."""
-
-    def __init__(self, stream: httpcore.NetworkStream):
-        self._stream = stream
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _cut(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _cut(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(self, ssl_context, server_hostname: str | None = None, timeout: float | None = None):
-        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
-                                                      _cut(timeout, httpcore.ConnectTimeout)))
-
-    def get_extra_info(self, info: str):
-        return self._stream.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    """httpcore's socket backend, with _DeadlineStream sockets."""
-
-    def __init__(self):
-        self._backend = httpcore.SyncBackend()
-
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        return _DeadlineStream(self._backend.connect_tcp(host, port, _cut(timeout, httpcore.ConnectTimeout),
-                                                         local_address, socket_options))
-
-    def connect_unix_socket(self, path, timeout=None, socket_options=None):
-        return _DeadlineStream(self._backend.connect_unix_socket(path, _cut(timeout, httpcore.ConnectTimeout),
-                                                                 socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
-
-
-def _deadline_transport(verify, limits: httpx.Limits) -> httpx.HTTPTransport:
-    """httpx's transport on _DeadlineBackend: per-read timeouts alone let a drip hold a request for hours."""
-    transport = httpx.HTTPTransport(verify=verify, limits=limits)
-    pool = transport._pool  # noqa: SLF001 - httpx builds the pool without a way to pass a network backend
-    if not hasattr(pool, "_network_backend"):
-        raise RuntimeError("httpcore changed: cannot install the AMS request deadline")
-    pool._network_backend = _DeadlineBackend()  # noqa: SLF001
-    return transport
 
 
 def seg(value: str) -> str:
     """Quote one path segment, so an id can never add path components."""
     return quote(value, safe="")
-
-
-def parse_http_date(value: str | None) -> float | None:
-    """Parse an HTTP Date header to epoch seconds; None when absent or invalid."""
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if parsed.tzinfo is None:  # "-0000" means UTC with no zone information
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
-
-
-class _Auth:
-    """Header values: a static token, or short-lived HS256 tokens (exp valid on both clocks)."""
-
-    def __init__(self, secret: str | None, token: str | None, ttl: float, clock: Callable[[], float]):
-        self._secret = secret
-        self._static = token
-        self._ttl = ttl
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._skew = 0.0  # AMS clock minus ours, learned from Date headers (exp is checked on AMS's clock)
-        self._token: str | None = None
-        self._token_exp = 0.0
-        self._token_skew = 0.0
-
-    @property
-    def mints(self) -> bool:
-        """True when tokens are minted from a secret (and can be re-minted after a clock surprise)."""
-        return self._secret is not None
-
-    def header(self, bearer: bool) -> str | None:
-        """The header value; 'Bearer ' only where the version strips it (2.12+)."""
-        token = self._static or (self._minted() if self.mints else None)
-        if token is None:
-            return None
-        return f"Bearer {token}" if bearer else token
-
-    def observe(self, server_time: float | None) -> bool:
-        """Learn AMS's clock from a Date header; True if it moved enough to invalidate the token."""
-        if server_time is None:
-            return False
-        with self._lock:
-            self._skew = server_time - self._clock()
-            return abs(self._skew - self._token_skew) > self._ttl / 4
-
-    def _minted(self) -> str:
-        """A cached token, re-minted when a third of its lifetime is left or AMS's clock moved."""
-        with self._lock:
-            # The verifier's clock is AMS's machine clock; if it lags ours, expiring on ours is still safe.
-            now = self._clock() + max(self._skew, 0.0)
-            ttl = self._ttl
-            stale = abs(self._skew - self._token_skew) > ttl / 4
-            if self._token is None or stale or now > self._token_exp - ttl / 3:
-                # No iat/nbf: AMS's verifier rejects an iat in its future when clocks disagree.
-                self._token_exp = math.floor(now + ttl)
-                self._token = jwt.encode({"exp": self._token_exp}, self._secret, algorithm="HS256")
-                self._token_skew = self._skew
-            return self._token
 
 
 class AmsClient:
@@ -246,31 +72,16 @@ class AmsClient:
         clock: Callable[[], float] = time.time,
     ):
         self.server = server
-        self._clock = clock
-        self._auth = _Auth(server.jwt_secret, server.jwt_token, server.jwt_ttl_seconds, clock)
-        # Management REST (cluster nodes): a server JWT in ProxyAuthorization, raw, HS256 with
-        # server.jwtServerSecretKey (console AuthenticationFilter L41, L119-131, L335-352 @3.0.3).
-        self._server_auth = _Auth(server.server_jwt_secret, None, server.jwt_ttl_seconds, clock)
+        self._transport = Transport(server, transport, clock)
         self._versions: dict[str, tuple[AmsVersion, float]] = {}
         self._versions_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(server.max_concurrency, thread_name_prefix=f"ams-{server.name}")
-        verify = False if server.tls_insecure_skip_verify else (server.ca_file or True)
-        limits = httpx.Limits(max_connections=server.max_concurrency + 4,
-                              max_keepalive_connections=server.max_concurrency + 4)
-        self._http = httpx.Client(
-            base_url=server.url,
-            transport=transport if transport is not None else _deadline_transport(verify, limits),
-            verify=verify,
-            timeout=server.timeout_seconds,
-            follow_redirects=False,
-            headers={"Accept": "application/json", "User-Agent": "antmedia-exporter"},
-            limits=limits,
-        )
+        self._pager = Pager(self._pool, server.max_concurrency, server.max_records)
 
     def close(self) -> None:
         """Release connections and worker threads."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._http.close()
+        self._transport.close()
 
     def __enter__(self) -> AmsClient:
         return self
@@ -278,103 +89,21 @@ class AmsClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # ---------------------------------------------------------------- transport
+    # ---------------------------------------------------------------- requests
 
-    def _request(
-        self, method: str, path: str, app: str | None, *, params=None, body: bytes | None = None,
-        deadline: float | None = None, allow_404: bool = False,
-    ) -> _Reply:
-        """One HTTP exchange mapped to typed errors; a 403 with a minted token is retried once.
-
-        app None means the management (root) REST, authenticated by the server JWT.
-        """
-        auth = self._auth if app is not None else self._server_auth
-        reply = self._exchange(method, path, app, params, body, deadline)
-        if reply.status_code == 403 and auth.mints and auth.observe(reply.server_time):
-            reply = self._exchange(method, path, app, params, body, deadline)
-        return self._check(method, path, reply, allow_404)
-
-    def _exchange(self, method, path, app, params, body, deadline) -> _Reply:
-        """Send one request, ended by a total deadline; transport failures become AmsUnavailableError."""
-        headers = dict(_JSON_HEADERS) if method != "GET" else {}
-        if app is None:
-            auth, header = self._server_auth, self._server_auth.header(False)
-            if header:
-                headers["ProxyAuthorization"] = header
-        else:
-            auth, header = self._auth, self._auth.header(self._bearer(app))
-            if header:
-                headers["Authorization"] = header
-        at, budget = self._deadline(deadline)
-        token = _REQUEST_DEADLINE.set(at)
-        try:
-            with self._http.stream(method, path, params=params, content=body, headers=headers,
-                                   timeout=max(at - time.monotonic(), 0.001)) as response:
-                content = self._read_body(response, method, path, at)
-        except httpx.ConnectTimeout:
-            raise (AmsDeadlineError if budget else AmsUnreachableError)(f"{method} {path}: connect timed out") from None
-        except httpx.TimeoutException:
-            raise (AmsDeadlineError if budget else AmsUnavailableError)(f"{method} {path}: timed out") from None
-        except httpx.ConnectError as exc:
-            raise AmsUnreachableError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
-        except httpx.HTTPError as exc:
-            raise AmsUnavailableError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
-        finally:
-            _REQUEST_DEADLINE.reset(token)
-        server_time = parse_http_date(response.headers.get("date"))
-        if response.status_code != 403:
-            auth.observe(server_time)
-        return _Reply(response.status_code, content, server_time)
-
-    def _read_body(self, response: httpx.Response, method: str, path: str, at: float) -> bytes:
-        """The decoded body, refused past max_response_bytes (announced or counted) or past the deadline."""
-        cap = self.server.max_response_bytes
-        length = response.headers.get("content-length", "")
-        if length.isdigit() and int(length) > cap:
-            raise AmsLimitError(f"{method} {path}: answer of {length} bytes, above max_response_bytes {cap}")
-        chunks, size = [], 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > cap:
-                raise AmsLimitError(f"{method} {path}: answer larger than max_response_bytes {cap}")
-            if time.monotonic() > at:
-                raise httpx.ReadTimeout("deadline passed while reading the answer")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _deadline(self, deadline: float | None) -> tuple[float, bool]:
-        """The request's total deadline: timeout_seconds from now, or earlier when the caller's budget (the
-        deadline argument or deadline_scope) ends first; True when the budget is what ends it."""
-        now = time.monotonic()
-        own = now + self.server.timeout_seconds
-        budgets = [d for d in (deadline, _BUDGET.get()) if d is not None]
-        budget = min(budgets) if budgets else None
-        if budget is not None and budget <= now:
-            raise AmsDeadlineError(f"no time left within {self.server.timeout_seconds:g}s")
-        if budget is not None and budget < own:
-            return budget, True
-        return own, False
-
-    @staticmethod
-    def _check(method: str, path: str, reply: _Reply, allow_404: bool) -> _Reply:
-        """Map an HTTP status to the typed errors of the contract."""
-        code = reply.status_code
-        if code >= 500:
-            raise AmsUnavailableError(f"{method} {path}: HTTP {code}")
-        if code in (401, 403):
-            raise AmsAuthError(f"{method} {path}: HTTP {code} (IP filter or JWT rejected the request)")
-        if code == 404 and allow_404:
-            return reply
-        if code >= 300:
-            raise AmsError(f"{method} {path}: HTTP {code}")
-        return reply
+    def _request(self, method: str, path: str, app: str | None, *, params=None, body: bytes | None = None,
+                 deadline: float | None = None, allow_404: bool = False) -> Reply:
+        """One exchange through the transport; app None means the management (root) REST."""
+        return self._transport.request(method, path, management=app is None,
+                                  bearer=app is not None and self._bearer(app), params=params, body=body,
+                                  deadline=deadline, allow_404=allow_404)
 
     def _bearer(self, app: str) -> bool:
         """Whether this app's (cached) version wants the 'Bearer ' prefix; unknown -> raw token."""
         cached = self._versions.get(app)
         return cached[0].bearer_prefix if cached else False
 
-    def _get_json(self, path: str, app: str, what: str, deadline: float | None = None, allow_404=False,
+    def _get_json(self, path: str, app: str | None, what: str, deadline: float | None = None, allow_404=False,
                   decode: Callable[[bytes, str], object] = decode_json):
         """GET and decode; returns (data, reply); data is None on 404 when allowed."""
         reply = self._request("GET", path, app, deadline=deadline, allow_404=allow_404)
@@ -413,7 +142,7 @@ class AmsClient:
 
     def snapshot(self, app: str, deadline: float | None = None) -> AppSnapshot:
         """One pass over an app: version, every broadcast (paged concurrently) and room membership."""
-        deadline = self._overall(deadline)
+        deadline = self._transport.overall(deadline)
         version = self.version(app, deadline)
         broadcasts, server_time, rejected = self._list_broadcasts(app, deadline)
         conference = self._list_conference_rooms(app, version, deadline) if version.has_conference_rooms else []
@@ -422,39 +151,23 @@ class AmsClient:
             rooms=build_rooms(broadcasts, conference), rejected_records=rejected,
         )
 
-    def _overall(self, deadline: float | None) -> float:
-        """A deadline for a multi-request pass (its pages run in other threads, outside deadline_scope)."""
-        if deadline is None:
-            deadline = time.monotonic() + self.server.timeout_seconds
-        budget = _BUDGET.get()
-        return deadline if budget is None else min(deadline, budget)
-
-    def _record_limit(self, total: int | None, size: int) -> int:
-        """Raw records one list may return: /count plus a margin, never above max_records."""
-        cap = self.server.max_records
-        if total is None:
-            return cap
-        if total > cap:
-            raise AmsLimitError(f"/count says {total} records, above max_records {cap}")
-        return min(cap, total + max(size, math.ceil(total * LIST_MARGIN_FRACTION)))
-
     def _list_broadcasts(self, app: str, deadline: float | None):
         """All broadcasts, AMS's clock (earliest list Date: ages err young) and the rejected record count."""
         base = self._base(app)
 
-        def fetch(offset: int, size: int) -> _Page:
+        def fetch(offset: int, size: int) -> Page:
             """One list page, parsed into records in the thread that fetched it."""
             path = f"{base}/list/{offset}/{size}"
             data, reply = self._get_json(path, app, "broadcast list", deadline, decode=decode_broadcast_list)
-            _require_list(path, reply, data)
+            require_list(path, reply.status_code, data)
             items, rejected = parse_broadcast_page(data)
-            return _Page(items, len(data) if data else 0, rejected, reply.server_time, _first(data))
+            return Page(items, len(data) if data else 0, rejected, reply.server_time, fingerprint(data))
 
         try:
             total = self._pool.submit(self._count_hint, app, deadline)
         except RuntimeError:  # the pool is shut down: close() was called
             raise AmsUnavailableError("client closed") from None
-        pages = self._fetch_pages(fetch, self.server.page_size, total, deadline)
+        pages = self._pager.pages(fetch, self.server.page_size, total)
         unique: dict[str, Broadcast] = {}
         for page in pages:  # records shifting between pages repeat: keep each one's first copy
             for b in page.items:
@@ -463,22 +176,22 @@ class AmsClient:
         times = [p.server_time for p in pages if p.server_time is not None]
         return tuple(unique.values()), (min(times) if times else None), sum(p.rejected for p in pages)
 
-    def _check_complete(self, app: str, seen: int, total, deadline: float | None) -> None:
+    def _check_complete(self, app: str, seen: int, total: Future, deadline: float | None) -> None:
         """Raise AmsIncompleteError when the list came back markedly shorter than /count, twice.
 
         v3.x MongoStore answers a failed list query with an empty page (HTTP 200, []), so a page that
         failed mid-list looks like the end of the list; only /count tells. A second /count, after the
         list, takes out records deleted while the pages were read.
         """
-        expected = total.result() if hasattr(total, "result") else total
-        if expected is None or not _short(seen, expected):
+        expected = total.result()
+        if expected is None or not is_short(seen, expected):
             return
         try:
             recount = self.count(app, deadline)
         except AmsError as exc:
             raise AmsIncompleteError(f"list of {app}: {seen} records, /count said {expected}; "
                                      f"/count again failed: {exc}") from None
-        if _short(seen, recount):
+        if is_short(seen, recount):
             raise AmsIncompleteError(f"list of {app}: {seen} records, /count says {recount}")
 
     def _count_hint(self, app: str, deadline: float | None) -> int | None:
@@ -488,82 +201,20 @@ class AmsClient:
         except AmsError:
             return None
 
-    def _fetch_pages(self, fetch: Callable[[int, int], _Page], size: int, total, deadline) -> list[_Page]:
-        """Page with offset += len(page) until a short page; later pages fetched concurrently, bounded.
-
-        A list that runs past /count plus a margin, or past max_records, is refused (AmsLimitError):
-        a server paging forever costs a bounded number of requests, never unbounded memory.
-        """
-        first = fetch(0, size)
-        total = total.result() if hasattr(total, "result") else total
-        limit = self._record_limit(total, size)
-        if first.raw_length < size:
-            if not (total and total > first.raw_length > 0):
-                return [first]
-            size = first.raw_length  # the server caps pages below what was asked
-        pages, offset, seen = [first], first.raw_length, first.raw_length
-        stop = threading.Event()  # set by the first failing page: pages not started yet are not requested
-
-        def guarded(page_offset: int) -> _Page:
-            """One page of a batch; a repeat of the first page (the offset ignored) stops the rest at once."""
-            if stop.is_set():
-                raise AmsMalformedError("list paging stopped")
-            try:
-                page = fetch(page_offset, size)
-                if page.raw_length and page.first == first.first:
-                    raise AmsMalformedError("list paging does not advance (offset ignored)")
-                return page
-            except Exception:
-                stop.set()
-                raise
-
-        while True:
-            offsets = self._plan(offset, size, total, limit - seen)
-            batch = self._pool.map(guarded, offsets)
-            try:
-                for page in batch:
-                    if page.raw_length and page.first == pages[-1].first:
-                        raise AmsMalformedError("list paging does not advance (offset ignored)")
-                    pages.append(page)
-                    seen += page.raw_length
-                    if seen > limit:
-                        raise AmsLimitError(f"list goes on past {limit} records (/count {total}, "
-                                            f"max_records {self.server.max_records})")
-                    if page.raw_length < size:
-                        return pages
-            finally:
-                batch.close()  # cancels the pages not started yet (an error must not keep fetching)
-            offset = offsets[-1] + size
-            if total is not None and offset >= total:
-                total = None if offset > total else total
-
-    def _plan(self, offset: int, size: int, total: int | None, room: int) -> list[int]:
-        """Offsets for the next concurrent batch: up to the known total, else max_concurrency pages;
-        never more than one page past the records still allowed (room)."""
-        if total is not None and offset < total:
-            # Bounded batches: a bogus /count must not plan millions of requests at once.
-            count = min(-(-(total - offset) // size), PLAN_BATCH_PAGES)
-        elif total is not None:
-            count = 1  # one page to confirm nothing was added since /count
-        else:
-            count = self.server.max_concurrency
-        count = max(1, min(count, room // size + 1))
-        return [offset + i * size for i in range(count)]
-
     def _list_conference_rooms(self, app: str, version: AmsVersion, deadline) -> list[tuple[str, tuple[str, ...]]]:
         """v2.8.x ConferenceRoom records; on an unrecognised version a 404 means there are none."""
         base = self._base(app)
 
-        def fetch(offset: int, size: int) -> _Page:
+        def fetch(offset: int, size: int) -> Page:
             """One conference-room page."""
             path = f"{base}/conference-rooms/list/{offset}/{size}"
             data, reply = self._get_json(path, app, "conference room list", deadline, allow_404=not version.known)
             if reply.status_code != 404:
-                _require_list(path, reply, data)
+                require_list(path, reply.status_code, data)
             items = parse_conference_room_page(data)
-            return _Page(items, len(data) if isinstance(data, list) else 0, 0, reply.server_time, _first(data))
+            return Page(items, len(data) if isinstance(data, list) else 0, 0, reply.server_time, fingerprint(data))
 
-        pages = self._fetch_pages(fetch, self.server.page_size, None, deadline)
+        pages = self._pager.pages(fetch, self.server.page_size, None)
         return [room for page in pages for room in page.items]
 
     def cluster_nodes(self, deadline: float | None = None) -> tuple[ClusterNode, ...] | None:
@@ -602,7 +253,7 @@ class AmsClient:
         made (refused, or not accepted within the timeout), the test AMS's own isHostRunning makes. A node
         that lost its database still answers (an error page is an answer)."""
         try:
-            self._exchange("GET", f"/{seg(app)}/rest/v2/version", app, None, None, None)
+            self._transport.exchange("GET", f"/{seg(app)}/rest/v2/version", bearer=self._bearer(app))
         except AmsDeadlineError:
             raise
         except AmsUnreachableError:
@@ -667,7 +318,7 @@ class AmsClient:
             data, reply = self._get_json(f"{path}/{offset}/{size}", app, "subtracks", allow_404=True,
                                          decode=decode_broadcast_list)
             if reply.status_code != 404:
-                _require_list(f"{path}/{offset}/{size}", reply, data)
+                require_list(f"{path}/{offset}/{size}", reply.status_code, data)
             items, _ = parse_broadcast_page(data) if reply.status_code != 404 else ([], 0)
             ids.update(b.stream_id for b in items if b.joined_room)
             length = len(data) if isinstance(data, list) else 0
@@ -741,25 +392,6 @@ class AmsClient:
         if expect_update_ms is not None and record.update_time_ms != expect_update_ms:
             return Result(False, f"updateTime moved to {record.update_time_ms}; not written", status_code=409)
         return self._write("PUT", path, app, body={**data, **changes})
-
-
-def _require_list(path: str, reply: _Reply, data) -> None:
-    """A list endpoint answers a JSON array, [] when empty; no body (HTTP 204) or null is a failed query."""
-    if data is None:
-        # v2.8.x MongoStore returns null when the query throws, and Jersey sends null as 204
-        # (MongoStore.getBroadcastList L414-418, getConferenceRoomList L331-359 @ams-v2.8.2)
-        raise AmsIncompleteError(f"GET {path}: HTTP {reply.status_code} with no list (AMS's database query failed)")
-
-
-def _short(seen: int, expected: int) -> bool:
-    """Markedly fewer records than expected (or none of a non-empty list)."""
-    missing = expected - seen
-    return missing > max(SHORT_LIST_SLACK, expected * SHORT_LIST_FRACTION) or (seen == 0 and expected > 0)
-
-
-def _first(data) -> str | None:
-    """Fingerprint of a page: its first raw entry."""
-    return repr(data[0]) if isinstance(data, list) and data else None
 
 
 def _quiet_json(content: bytes):

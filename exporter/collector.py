@@ -17,10 +17,11 @@ from prometheus_client.metrics_core import Metric
 from ams.client import AmsClient
 from ams.errors import AmsError, AmsUnavailableError
 from ams.ghost import claims_live, find_ghosts, ghost_candidates, heartbeat_period, is_main_track, stale_threshold
-from ams.model import AppSnapshot, ClusterNode, Broadcast, id_label, is_stream_id
+from ams.model import AppSnapshot, ClusterNode, Broadcast, is_stream_id
 from ams.server import AmsServer
 from exporter.exposition import RowFamily, escape
 from exporter.heartbeats import HeartbeatWatch
+from exporter.labels import id_label
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from ams.client import AmsClient
-from ams.model import id_label
+from exporter.labels import id_label
 from exporter.collector import GRACE_SECONDS, AmsCollector
 from exporter.exposition import render_bytes
 from fakeams import FakeAms, make_server

@@ -24,7 +24,7 @@ from ams.model import (
     parse_version,
 )
 from ams.ghost import is_main_track
-from ams.model import id_label
+from exporter.labels import id_label
 from fakeams import FakeAms, fixture, make_server
 
 FIELDS = ["streamId", "status", "type", "publishType", "name", "updateTime", "startTime", "mainTrackStreamId",
