@@ -27,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from ams.errors import AmsError
 from ams.model import is_stream_id
 from remediator.alerts import Alert
 from remediator.outcomes import Decided, Outcome
@@ -43,6 +44,7 @@ COUNTDOWN = "countdown"  # the candidate's remediation label
 # Outcomes of a deadline's eviction that leave the countdown armed, to run again at the next read:
 # nothing was decided (AMS or Alertmanager unreachable, the remediator's own witness not complete yet).
 RETRY = "deferred"
+RETRY_MAX_SECONDS = 30.0  # backoff of those runs: 2, 4, 8, 16, 30, 30... s
 # Disarmed heartbeats remembered, so that Alertmanager's copy of a resolved candidate re-arms nothing.
 MAX_DISARMED = 10_000
 
@@ -61,6 +63,8 @@ class Arm:
     status: str | None = None      # the record's status at the first read
     listed: bool | None = None     # whether the room listed the stream at the first read
     busy: bool = False             # a read or the eviction is running
+    attempts: int = 0              # deadline runs that decided nothing (AMS or Alertmanager unreachable)
+    retry_at: float = 0.0          # the next run after such a one, on this process's clock
 
 
 class Countdowns:
@@ -138,7 +142,7 @@ class Countdowns:
             changed = self._changed(arm)
             if changed is not None:
                 self._disarm(arm, changed)
-            elif self.clock() >= arm.deadline:
+            elif self._due(arm):
                 self._run(arm)
         except Exception:  # a bug must not stop the other countdowns
             log.exception("countdown of %s/%s/%s", arm.ams, arm.app, arm.stream_id)
@@ -181,14 +185,30 @@ class Countdowns:
                 self._rooms.clear()
         return members
 
+    def _due(self, arm: Arm) -> bool:
+        """The deadline has passed, this process has itself seen the heartbeat stand still long enough (else
+        the pipeline would only say `observing`), and no retry is pending."""
+        now = self.clock()
+        if now < arm.deadline or now < arm.retry_at:
+            return False
+        revalidator = self.remediator.revalidators[arm.ams]
+        still = revalidator.stillness.known((arm.app, arm.stream_id, arm.heartbeat_ms))
+        try:
+            return still is not None and still >= revalidator.witness_seconds(arm.app)
+        except AmsError:  # the version unknown and AMS not answering: the next read tries again
+            return False
+
     def _run(self, arm: Arm) -> None:
-        """The deadline: the ghost alert's own pipeline; armed again at the next read when nothing was decided."""
+        """The deadline: the ghost alert's own pipeline; tried again, backing off, when nothing was decided."""
         deadline = time.monotonic() + self.remediator.config.notification_timeout_seconds
         # Counted in the blast radius now, when it has become a ghost, as AntMediaGhostStream would be.
         self.remediator.flag(arm.alert, self.remediator.clock())
         outcome = self.remediator.decide(arm.alert, deadline=deadline, countdown_ended=True)
         if outcome.outcome != RETRY:
             self._drop(arm)
+            return
+        arm.attempts += 1
+        arm.retry_at = self.clock() + min(RETRY_MAX_SECONDS, 2.0 ** arm.attempts)
 
     def _disarm(self, arm: Arm, reason: str) -> None:
         """Disarmed by a change: counted and audited like any decision."""

@@ -267,3 +267,27 @@ def test_a_candidate_already_settled_or_disarmed_is_not_armed_again(ams):
     manager.alerts.append(moved)
     deps.remediator.countdowns.rebuild()
     assert deps.remediator.countdowns.armed() == {}
+
+
+def test_a_deadline_before_the_remediators_own_witness_waits_for_it_without_deferring(ams):
+    deps, audit = build_deps({"main": ams})
+    # Frozen for longer than the threshold already: the deadline is now, the witness (8.5 s on 2.8.2) is not.
+    post(app_client(deps, retry=False), notification(candidate("ghost1", frozen=THRESHOLD + 5)))
+    run(deps, 8.0)
+    assert ams.writes == [] and [d[1] for d in decisions(audit)] == ["armed"]
+    run(deps, 2.0)  # the first read came a second after arming
+    assert decisions(audit)[-1] == ("ghost1", "evicted", "ok")
+
+
+def test_a_deadline_met_by_an_unreachable_alertmanager_is_tried_again_backing_off(ams):
+    manager, item = listed()
+    deps, audit = build_deps({"main": ams}, alertmanager=manager.check())
+    post(app_client(deps, retry=False), notification(item))
+    run(deps, THRESHOLD - FROZEN - 1.0)
+    manager.down = True  # silences and inhibitions cannot be asked: nothing is decided
+    run(deps, 20.0)
+    deferred = [d for d in decisions(audit) if d[1] == "deferred"]
+    assert 2 <= len(deferred) <= 5 and ams.writes == [], deferred  # 2, 4, 8 s apart: not one a second
+    manager.down = False
+    run(deps, 20.0)
+    assert decisions(audit)[-1] == ("ghost1", "evicted", "ok")
