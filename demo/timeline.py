@@ -101,7 +101,8 @@ def audit_event(record: dict) -> tuple[str, str, str]:
     calls = record.get("calls") or record.get("ams_calls") or []
     steps = ", ".join(_call_text(c) for c in calls if isinstance(c, dict))
     detail = f"{outcome}" + (f" ({reason})" if reason else "") + (f": {steps}" if steps else "")
-    return "decision", stream, detail
+    alertname = record.get("alertname")  # the early path's AntMediaGhostCandidate, or AntMediaGhostStream
+    return "decision", stream, f"{alertname}: {detail}" if alertname else detail
 
 
 def _call_text(call: dict) -> str:

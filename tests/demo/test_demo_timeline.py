@@ -83,3 +83,8 @@ def test_clean_run_summary_is_ok():
     summary = summarize(["bob"], {"bob": Lifecycle(10, 9, 20, 21, 21)}, [])
     assert summary.ok
     assert "Streams wrongly touched: 0" in format_summary(summary)
+
+
+def test_a_decision_names_the_alert_that_led_to_it():
+    record = {"stream_id": "carol", "alertname": "AntMediaGhostCandidate", "decision": "armed", "reason": "countdown"}
+    assert audit_event(record) == ("decision", "carol", "AntMediaGhostCandidate: armed (countdown)")
