@@ -52,12 +52,10 @@ def make_server(settings: Config, host: str, port: int, web: WebConfig | None = 
 
     config = require_remediator(settings)
     deps = build_deps(settings)
-    # The webhook has its own bearer token (Alertmanager sends one kind of credentials); without
-    # one, basic auth from the web config guards it like every other endpoint but the probes.
-    exempt = ("/-/healthy", "/-/ready") + (("/alerts",) if config.token is not None else ())
+    # Credentials and body limit: remediator.app.access (bearer token on the webhook, basic auth elsewhere).
     try:
-        server = Server(create_app(deps), host, port, config.limits, web, threads=SERVER_THREADS, ident=PROG,
-                        max_body_bytes=config.max_body_bytes, exempt=exempt)
+        server = Server(create_app(deps, web), host, port, config.limits, web, threads=SERVER_THREADS, ident=PROG,
+                        guarded=True)
     except OSError:
         close_deps(deps)
         raise

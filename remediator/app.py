@@ -1,7 +1,6 @@
 """Flask app: POST /alerts, GET /metrics, GET /-/healthy, GET /-/ready."""
 from __future__ import annotations
 
-import hmac
 import itertools
 import threading
 from dataclasses import dataclass, field
@@ -13,8 +12,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from remediator.actions import Outcome, Remediator
 from remediator.alerts import Alert, Notification, PayloadError, parse_notification
 from remediator.metrics import RemediatorMetrics
+from service.guard import Access, guard
+from service.webconfig import WebConfig
 
-__all__ = ["Deps", "Drain", "create_app"]
+__all__ = ["PROBES", "Deps", "Drain", "access", "create_app"]
+
+PROBES = ("/-/healthy", "/-/ready")  # orchestrator probes need no credentials; they reveal nothing
+WEBHOOK = "/alerts"
 
 _DRAINING = {"error": "shutting down; send again later"}
 
@@ -76,14 +80,13 @@ class Deps:
     drain: Drain = field(default_factory=Drain)
 
 
-def _authorized(header: str | None, token: str | None) -> bool:
-    """Bearer token check in constant time; no token configured means auth is off."""
-    if token is None:
-        return True
-    scheme, _, given = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        return False
-    return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
+def access(deps: Deps, web: WebConfig | None = None) -> Access:
+    """Who may call what: the webhook takes its own bearer token (Alertmanager sends one kind of
+    credentials); without one, basic auth from the web config guards it like every other endpoint
+    but the probes. Bodies up to max_body_bytes."""
+    return Access(users=(web or WebConfig()).basic_auth_users,
+                  bearer={WEBHOOK: deps.token} if deps.token is not None else {},
+                  open_paths=frozenset(PROBES), max_body_bytes=deps.max_body_bytes, realm="antmedia-remediator")
 
 
 def _status_for(outcomes: list[Outcome]) -> int:
@@ -97,27 +100,11 @@ def _answer(deps: Deps, body: dict[str, Any], code: int) -> tuple[Response, int]
     return jsonify(body), code
 
 
-def _read_body(deps: Deps) -> bytes | None:
-    """The request body, or None when it is larger than allowed."""
-    length = request.content_length
-    if length is not None and length > deps.max_body_bytes:
-        return None
-    # Read one byte past the limit so a body without Content-Length cannot slip by.
-    data = request.stream.read(deps.max_body_bytes + 1)
-    return None if len(data) > deps.max_body_bytes else data
-
-
 def _receive(deps: Deps) -> tuple[Response, int]:
     """POST /alerts."""
     if deps.drain.draining:
         return _answer(deps, _DRAINING, 503)
-    if not _authorized(request.headers.get("Authorization"), deps.token):
-        response, code = _answer(deps, {"error": "missing or wrong bearer token"}, 401)
-        response.headers["WWW-Authenticate"] = 'Bearer realm="antmedia-remediator"'
-        return response, code
-    body = _read_body(deps)
-    if body is None:
-        return _answer(deps, {"error": f"body larger than {deps.max_body_bytes} bytes"}, 413)
+    body = request.get_data(cache=False)  # credentials and size were checked by the guard (access())
     try:
         notification = parse_notification(body)
     except PayloadError as exc:
@@ -134,9 +121,15 @@ def _receive(deps: Deps) -> tuple[Response, int]:
     return _answer(deps, answer, code)
 
 
-def create_app(deps: Deps) -> Flask:
-    """The WSGI app; no globals, everything comes from deps."""
+def create_app(deps: Deps, web: WebConfig | None = None) -> Flask:
+    """The WSGI app behind its guard (access(deps, web)); no globals, everything comes from deps."""
     app = Flask("remediator")
+
+    def refused(path: str, code: int) -> None:
+        if path == WEBHOOK:
+            deps.metrics.webhook_requests.labels(code=str(code)).inc()
+
+    app.wsgi_app = guard(app.wsgi_app, access(deps, web), refused)  # Flask's documented middleware hook
 
     @app.post("/alerts")
     def alerts() -> tuple[Response, int]:

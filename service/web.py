@@ -1,166 +1,133 @@
-"""Serving both services: cheroot's threaded WSGI server, TLS, basic auth, and bounds on what a client can hold.
+"""Serving both services: a threaded WSGI server on h11, with TLS and bounds on what a client can hold.
 
-Why not the server as it comes: cheroot (like waitress) lets a connection that has sent nothing,
-or half a request line, occupy a worker thread (cheroot) or a connection slot (waitress) for as
-long as it keeps trickling bytes, and cheroot does the TLS handshake in its accepting thread, so
-one silent TLS client stalls every new connection. Here the accepting thread reads every
-request head (and does every TLS handshake) without blocking; a connection reaches a worker
-thread only with its request line and headers complete, within `request_timeout_seconds` of
-its start. The application is called before the body is read, so the remediator refuses an
-unauthenticated or oversized body without reading it; reading the body has the same deadline.
-When `max_connections` are open, the least recently active connection still waiting for its
-head (or idling between requests) is closed to make room: new connections are never refused
+Only public APIs: the standard library's selectors, ssl and threading, and h11 (the HTTP/1.1 state
+machine of httpx, hypercorn and uvicorn) to parse requests and frame responses.
+
+One thread accepts, does every TLS handshake and reads every request head without blocking; a
+connection reaches one of the `threads` workers only with its request line and headers complete,
+within `request_timeout_seconds` of its start (of its first byte, for a kept-alive connection, which
+may idle `idle_timeout_seconds` between requests). So silent, half-sent or trickling clients and
+silent TLS clients hold no worker and stall nobody. The worker calls the app (behind
+service.guard) before reading the body, so a refused body stays unread: the answer says
+`Connection: close` and the connection is closed, not drained; reading the body has the same
+deadline. When `max_connections` are open, the least recently active connection still waiting for
+its head (or idling between requests) is closed to make room: new connections are never refused
 because silent ones hold the slots.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import _pyio
-import io
 import logging
+import queue
 import selectors
 import socket
 import ssl
+import sys
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from urllib.parse import unquote_to_bytes, urlsplit
 
-import bcrypt
-from cheroot import connections as cheroot_connections
-from cheroot import server as cheroot_server
-from cheroot import wsgi as cheroot_wsgi
-from cheroot.makefile import StreamReader
+import h11
 
 from service.config import ServerLimits
+from service.guard import Access, Wsgi, guard
 from service.webconfig import WebConfig
 
-__all__ = ["Server", "guard"]
+__all__ = ["Server", "serve_until"]
 
 log = logging.getLogger("service.web")
-Wsgi = Callable[[dict, Callable], Iterable[bytes]]
 HEAD_END = b"\r\n\r\n"
 RECV_SIZE = 65536
+SEND_BATCH = 65536  # response bytes gathered before a send
+SWEEP_SECONDS = 0.25  # how often deadlines are checked
 _HEADER_FIELDS_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n"
                             b"Connection: close\r\n\r\n")
-
-
-# --- connections -----------------------------------------------------------------------
-
-
-class _ReplayIO(io.RawIOBase):
-    """The bytes already read while waiting for the request head, then the socket."""
-
-    def __init__(self, sock: socket.socket, head: bytes) -> None:
-        super().__init__()
-        self._head = memoryview(head)
-        self._sock = socket.SocketIO(sock, "rb")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int | None:
-        if self._head:
-            size = min(len(buffer), len(self._head))
-            buffer[:size] = self._head[:size]
-            self._head = self._head[size:]
-            return size
-        return self._sock.readinto(buffer)
-
-    def close(self) -> None:
-        self._sock.close()
-        super().close()
-
-
-class _ReplayReader(StreamReader):
-    """cheroot's buffered reader over _ReplayIO."""
-
-    def __init__(self, sock: socket.socket, head: bytes, bufsize: int) -> None:  # noqa: D107
-        _pyio.BufferedReader.__init__(self, _ReplayIO(sock, head), bufsize)  # cheroot's reader is _pyio's
-        self.bytes_read = 0
-
-
-class _Request(cheroot_server.HTTPRequest):
-    """A response that says Connection: close closes the connection, and never drains an unread body first."""
-
-    def send_headers(self) -> None:
-        if any(k.lower() == b"connection" and v.lower() == b"close" for k, v in self.outheaders):
-            self.close_connection = True
-        super().send_headers()
-
-
-class _Connection(cheroot_server.HTTPConnection):
-    """An HTTP connection whose body reads have a deadline and whose close is counted once."""
-
-    RequestHandlerClass = _Request
-
-    deadline: float | None = None  # monotonic; past it, the watchdog shuts the socket down
-    closed = False
-
-    def communicate(self) -> bool:
-        """Serve one request; the body must arrive within the request timeout."""
-        manager: _Manager = self.server.manager
-        _current.conn = self
-        manager.arm(self)
-        try:
-            return super().communicate()
-        finally:
-            manager.disarm(self)
-            _current.conn = None
-
-    def close(self) -> None:
-        """Close once, and free its slot."""
-        if self.closed:
-            return
-        self.closed = True
-        try:
-            super().close()
-        finally:
-            self.server.manager.released()
-
-
-_current = threading.local()
+_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_AGAIN = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError)
 
 
 @dataclass(eq=False)
-class _Pending:
-    """A connection waiting in the selector for its request head (or idling between requests)."""
+class _Waiting:
+    """A connection in the selector: handshaking, reading its request head, or idle between requests."""
 
     sock: socket.socket
     addr: tuple
-    conn: _Connection | None  # None until its first request
-    since: float  # monotonic: accepted, or put back after a response
-    head: bytearray
+    since: float  # monotonic: accepted, or back from a worker
+    kept: bool  # served a request before: may idle idle_timeout_seconds before its next one
+    head: bytearray = field(default_factory=bytearray)
     first_byte: float | None = None
     handshaken: bool = True
+    closed: bool = False
 
-    def close(self) -> None:
-        """Close the socket (through its connection, once there is one)."""
-        if self.conn is not None:
-            self.conn.close()
-            return
-        try:
-            self.sock.close()
-        finally:
-            self.conn = None
+    def deadline(self, limits: ServerLimits) -> tuple[float, str]:
+        """When it is closed, and why: its head is late, or it idled too long between requests."""
+        late = "request head not complete within request_timeout_seconds"
+        if not self.kept:  # from accept, TLS handshake included
+            return self.since + limits.request_timeout_seconds, late
+        if self.first_byte is not None:
+            return self.first_byte + limits.request_timeout_seconds, late
+        return self.since + limits.idle_timeout_seconds, "idle longer than idle_timeout_seconds"
 
 
-class _Manager(cheroot_connections.ConnectionManager):
-    """Accepts, handshakes and reads request heads without blocking; enforces deadlines and the connection cap."""
+class _Closed(OSError):
+    """The connection is unusable (timed out, reset, or broke HTTP): close it without an answer.
 
-    def __init__(self, server: "_CherootServer") -> None:
-        super().__init__(server)
-        self.limits: ServerLimits = server.limits
-        self.tls: ssl.SSLContext | None = server.tls
+    An OSError, as a socket's would be: a framework's body reader reports it as a client disconnect."""
+
+
+class Server:
+    """One service's HTTP(S) server: bind at construction, serve() in any thread, stop() from another.
+
+    app is guarded with basic auth from web (except on `exempt` paths) and `max_body_bytes`;
+    `guarded=True` when app applies service.guard itself (the remediator's, with its bearer token).
+    """
+
+    def __init__(self, app: Wsgi, host: str, port: int, limits: ServerLimits, web: WebConfig | None,
+                 threads: int, ident: str, max_body_bytes: int | None = None, exempt: Iterable[str] = (),
+                 guarded: bool = False) -> None:
+        web = web or WebConfig()
+        self.tls = web.tls_context()
+        self.limits, self.ident = limits, ident
+        if guarded:
+            if max_body_bytes is not None or exempt:
+                raise ValueError("a guarded app brings its own policy: no max_body_bytes or exempt here")
+            self.app = app
+        else:
+            self.app = guard(app, Access(users=web.basic_auth_users, open_paths=frozenset(exempt),
+                                         max_body_bytes=65536 if max_body_bytes is None else max_body_bytes,
+                                         realm=ident))
+        family, _, _, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                      flags=socket.AI_PASSIVE)[0]
+        self._listener = socket.create_server(address, family=family, backlog=1024)  # a taken port fails here
+        self._listener.setblocking(False)
+        self.host, self.port = self._listener.getsockname()[:2]
+        self._wake_in, self._wake_out = socket.socketpair()
+        self._wake_in.setblocking(False)
+        self._wake_out.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._listener, selectors.EVENT_READ, data="listen")
+        self._selector.register(self._wake_in, selectors.EVENT_READ, data="wake")
+        self._waiting: dict[int, _Waiting] = {}  # touched by the selector thread only
+        self._returned: queue.SimpleQueue = queue.SimpleQueue()  # kept-alive connections back from workers
+        self._work: queue.SimpleQueue = queue.SimpleQueue()  # complete heads for the workers
         self._lock = threading.Lock()
         self._open = 0
-        self._busy: dict[_Connection, float] = {}  # connection in a worker -> body deadline
-        self._pending: dict[int, _Pending] = {}
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._serving = False
+        self._workers = [threading.Thread(target=self._worker, name=f"{ident}-http-{i}", daemon=True)
+                         for i in range(threads)]
 
-    # bookkeeping -----------------------------------------------------------------------
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     @property
     def open_connections(self) -> int:
@@ -168,346 +135,469 @@ class _Manager(cheroot_connections.ConnectionManager):
         with self._lock:
             return self._open
 
-    def released(self) -> None:
-        """A socket was closed."""
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Serve until stop()."""
         with self._lock:
-            self._open -= 1
-
-    def arm(self, conn: _Connection) -> None:
-        """A worker starts on conn: its body must arrive within the request timeout."""
-        with self._lock:
-            self._busy[conn] = time.monotonic() + self.limits.request_timeout_seconds
-
-    def disarm(self, conn: _Connection) -> None:
-        """The body is read (or will not be): no deadline any more."""
-        with self._lock:
-            self._busy.pop(conn, None)
-
-    # the selector loop -----------------------------------------------------------------
-
-    def put(self, conn: _Connection) -> None:
-        """A connection kept alive after a response waits for its next request head here."""
-        if conn.rfile.has_data():  # a pipelined request: its head may be in, the worker reads it
-            self.server.process_conn(conn)
-            return
-        self._register(_Pending(conn.socket, (conn.remote_addr, conn.remote_port), conn, time.monotonic(),
-                                bytearray()))
-
-    def _register(self, pending: _Pending) -> None:
-        pending.sock.setblocking(False)
-        fd = pending.sock.fileno()
-        with self._lock:
-            self._pending[fd] = pending
-        self._selector.register(fd, selectors.EVENT_READ, data=pending)
-
-    def _forget(self, fd: int) -> _Pending | None:
+            if self._stopping.is_set():
+                return
+            self._serving = True
+        for worker in self._workers:
+            worker.start()
+        last_sweep = time.monotonic()
         try:
-            self._selector.unregister(fd)
-        except (KeyError, ValueError):
-            pass
-        with self._lock:
-            return self._pending.pop(fd, None)
+            while not self._stopping.is_set():
+                pause = max(0.0, last_sweep + SWEEP_SECONDS - time.monotonic())
+                for key, _ in self._selector.select(timeout=pause):
+                    try:
+                        if key.data == "listen":
+                            self._accept()
+                        elif key.data == "wake":
+                            self._take_returned()
+                        else:
+                            self._read_head(key.data)
+                    except Exception:  # noqa: BLE001 - a bug with one connection must not stop the server
+                        log.exception("serving connections failed")
+                        if isinstance(key.data, _Waiting):
+                            self._drop(key.data, "internal error")
+                now = time.monotonic()
+                if now - last_sweep >= SWEEP_SECONDS:
+                    self._expire(now)
+                    last_sweep = now
+        finally:
+            self._shut_down()
 
-    def _waiting(self) -> list[tuple[int, _Pending]]:
+    def stop(self) -> None:
+        """Stop accepting, let workers finish their request (bounded by the request timeout), close everything."""
         with self._lock:
-            return list(self._pending.items())
+            self._stopping.set()
+            serving = self._serving
+        if not serving:
+            self._shut_down()
+            return
+        self._wake()
+        self._stopped.wait(timeout=self.limits.request_timeout_seconds + 5)
 
-    def _run(self, expiration_interval: float) -> None:
-        last_check = time.monotonic()
-        while not self._stop_requested:
+    def _shut_down(self) -> None:
+        if self._stopped.is_set():
+            return
+        for waiting in list(self._waiting.values()):
+            self._drop(waiting, "server stopping")
+        for worker in self._workers:
+            if worker.is_alive():
+                self._work.put(None)
+        deadline = time.monotonic() + self.limits.request_timeout_seconds
+        for worker in self._workers:
+            if worker.is_alive():
+                worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        while True:  # connections handed back or queued after the workers left
             try:
-                ready = list(self._selector.select(timeout=expiration_interval))
-            except OSError:
-                self._remove_invalid_sockets()
-                continue
-            for fd, item in ready:
-                if item is self.server:
-                    self._accept()
-                elif isinstance(item, _Pending):
-                    self._read_head(fd, item)
-            now = time.monotonic()
-            if now - last_check >= expiration_interval:
-                self._expire(now)
-                last_check = now
+                item = self._returned.get_nowait()
+            except queue.Empty:
+                break
+            self._close(item[0])
+        self._selector.close()
+        for sock in (self._listener, self._wake_in, self._wake_out):
+            sock.close()
+        self._stopped.set()
 
-    def _accept(self) -> None:
+    # --- the selector thread ------------------------------------------------------------------
+
+    def _wake(self) -> None:
         try:
-            sock, addr = self.server.socket.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:  # EMFILE and the like: make room, the client retries
-            log.warning("accepting a connection failed: %s", exc)
-            self._evict_oldest()
-            return
-        cheroot_connections.prevent_socket_inheritance(sock)
-        with self._lock:
-            self._open += 1
-            full = self._open > self.limits.max_connections
-        if full and not self._evict_oldest():
-            log.debug("%s: refused, %d connections busy", addr, self.limits.max_connections)
-            self._close_socket(sock)
-            return
-        handshaken = True
-        if self.tls is not None:
-            sock.setblocking(False)
-            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            handshaken = False
-        self._register(_Pending(sock, addr, None, time.monotonic(), bytearray(), handshaken=handshaken))
+            self._wake_out.send(b"\0")
+        except OSError:  # the buffer is full: a wake-up is pending anyway
+            pass
 
-    def _close_socket(self, sock: socket.socket) -> None:
+    def _close(self, sock: socket.socket) -> None:
+        """Close a socket and free its slot (each socket is closed once, by whoever holds it)."""
         try:
             sock.close()
         finally:
-            self.released()
+            with self._lock:
+                self._open -= 1
 
-    def _drop(self, fd: int, pending: _Pending, why: str) -> None:
-        self._forget(fd)
-        log.debug("%s: closed, %s", pending.addr[0] if pending.addr else "?", why)
-        if pending.conn is None:
-            self._close_socket(pending.sock)
-        else:
-            pending.close()
+    def _accept(self) -> None:
+        for _ in range(64):
+            try:
+                sock, addr = self._listener.accept()
+            except _AGAIN:
+                return
+            except OSError as exc:  # EMFILE and the like: make room, the client retries
+                log.warning("accepting a connection failed: %s", exc)
+                self._evict_oldest()
+                return
+            with self._lock:
+                self._open += 1
+                full = self._open > self.limits.max_connections
+            if full and not self._evict_oldest():
+                log.debug("%s: refused, %d connections busy", addr, self.limits.max_connections)
+                self._close(sock)
+                continue
+            waiting = _Waiting(sock, addr, time.monotonic(), kept=False)
+            try:
+                sock.setblocking(False)
+                if sock.family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.tls is not None:
+                    waiting.sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                    waiting.handshaken = False
+            except OSError as exc:  # reset already
+                log.debug("%s: closed, %s", addr, exc)
+                self._close(sock)
+                continue
+            self._register(waiting)
+
+    def _register(self, waiting: _Waiting) -> None:
+        self._waiting[waiting.sock.fileno()] = waiting
+        self._selector.register(waiting.sock, selectors.EVENT_READ, data=waiting)
+
+    def _forget(self, waiting: _Waiting) -> None:
+        fd = waiting.sock.fileno()
+        if self._waiting.pop(fd, None) is not None:
+            self._selector.unregister(waiting.sock)
+
+    def _drop(self, waiting: _Waiting, why: str) -> None:
+        if waiting.closed:
+            return
+        waiting.closed = True
+        self._forget(waiting)
+        log.debug("%s: closed, %s", waiting.addr[0] if waiting.addr else "?", why)
+        self._close(waiting.sock)
 
     def _evict_oldest(self) -> bool:
         """Close the waiting connection least recently active; False when none waits."""
-        waiting = self._waiting()
-        if not waiting:
+        if not self._waiting:
             return False
-        fd, pending = min(waiting, key=lambda item: item[1].first_byte or item[1].since)
-        self._drop(fd, pending, "connection limit reached, least recently active")
+        oldest = min(self._waiting.values(), key=lambda w: w.first_byte or w.since)
+        self._drop(oldest, "connection limit reached, least recently active")
         return True
 
-    def _read_head(self, fd: int, pending: _Pending) -> None:
-        sock = pending.sock
+    def _take_returned(self) -> None:
         try:
-            if not pending.handshaken:
+            while self._wake_in.recv(4096):
+                pass
+        except _AGAIN:
+            pass
+        while True:
+            try:
+                sock, addr, leftover = self._returned.get_nowait()
+            except queue.Empty:
+                return
+            if self._stopping.is_set():
+                self._close(sock)
+                continue
+            sock.setblocking(False)
+            waiting = _Waiting(sock, addr, time.monotonic(), kept=True, head=bytearray(leftover))
+            if leftover:
+                waiting.first_byte = waiting.since
+            self._register(waiting)
+            self._read_head(waiting)  # a pipelined head, or bytes the TLS layer holds, are not signalled
+
+    def _read_head(self, waiting: _Waiting) -> None:
+        sock, limit = waiting.sock, self.limits.max_header_bytes
+        try:
+            if not waiting.handshaken:
                 sock.do_handshake()
-                pending.handshaken = True
-            while len(pending.head) <= self.limits.max_header_bytes and HEAD_END not in pending.head:
+                waiting.handshaken = True
+            while len(waiting.head) <= limit and HEAD_END not in waiting.head:
                 chunk = sock.recv(RECV_SIZE)
                 if not chunk:
-                    self._drop(fd, pending, "closed by the client")
+                    self._drop(waiting, "closed by the client")
                     return
-                if pending.first_byte is None:
-                    pending.first_byte = time.monotonic()
-                pending.head += chunk
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
+                if waiting.first_byte is None:
+                    waiting.first_byte = time.monotonic()
+                waiting.head += chunk
+        except _AGAIN:
             return  # more later
         except (ssl.SSLError, OSError) as exc:
-            self._drop(fd, pending, f"{type(exc).__name__}: {exc}")
+            self._drop(waiting, f"{type(exc).__name__}: {exc}")
             return
-        end = pending.head.find(HEAD_END)
-        if end < 0 or end > self.limits.max_header_bytes:
+        end = waiting.head.find(HEAD_END)
+        if end < 0 or end > limit:
             try:
                 sock.send(_HEADER_FIELDS_TOO_LARGE)
             except (ssl.SSLError, OSError):
                 pass
-            self._drop(fd, pending, "request head larger than max_header_bytes")
+            self._drop(waiting, "request head larger than max_header_bytes")
             return
-        self._forget(fd)
-        self._dispatch(pending)
+        self._forget(waiting)
+        self._work.put((sock, waiting.addr, bytes(waiting.head)))
 
-    def _dispatch(self, pending: _Pending) -> None:
-        """The head is complete: hand the connection to a worker."""
-        sock = pending.sock
-        sock.settimeout(self.server.timeout)
-        conn = pending.conn
-        if conn is None:
-            conn = self.server.ConnectionClass(self.server, sock, cheroot_server.MakeFile)
-            conn.remote_addr, conn.remote_port = (pending.addr[0], pending.addr[1]) if pending.addr else ("", 0)
-            conn.ssl_env = {"wsgi.url_scheme": "https", "HTTPS": "on"} if self.tls is not None else {}
-        conn.rfile = _ReplayReader(sock, bytes(pending.head), conn.rbufsize)
-        conn.last_used = time.time()
-        self.server.process_conn(conn)
-
-    def _expire(self, now: float) -> None:  # type: ignore[override]
-        """Close heads past their deadline and idle connections past theirs; cut body reads past theirs."""
-        limits = self.limits
-        for fd, pending in self._waiting():
-            if pending.first_byte is not None or pending.conn is None:
-                deadline = (pending.first_byte or pending.since) + limits.request_timeout_seconds
-                why = "request head not complete within request_timeout_seconds"
-            else:
-                deadline = pending.since + limits.idle_timeout_seconds
-                why = "idle longer than idle_timeout_seconds"
+    def _expire(self, now: float) -> None:
+        """Close connections past their head or idle deadline."""
+        for waiting in list(self._waiting.values()):
+            deadline, why = waiting.deadline(self.limits)
             if now >= deadline:
-                self._drop(fd, pending, why)
-        with self._lock:
-            late = [conn for conn, deadline in self._busy.items() if now >= deadline]
-            for conn in late:
-                del self._busy[conn]
-        for conn in late:
-            log.debug("%s: body not complete within request_timeout_seconds", conn.remote_addr)
+                self._drop(waiting, why)
+
+    # --- the workers --------------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            sock, addr, head = item
             try:
-                socket.socket.shutdown(conn.socket, socket.SHUT_RDWR)  # the worker's read returns at once
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        """Close every waiting connection and the selector (the server closes its own socket)."""
-        for fd, pending in self._waiting():
-            self._drop(fd, pending, "server stopping")
-        self._selector.close()
-
-
-class _CherootServer(cheroot_wsgi.Server):
-    """cheroot's WSGI server with the manager above and its messages in our log."""
-
-    ConnectionClass = _Connection
-
-    def __init__(self, app: Wsgi, host: str, port: int, limits: ServerLimits, tls: ssl.SSLContext | None,
-                 threads: int, ident: str, max_body_bytes: int) -> None:
-        super().__init__((host, port), app, numthreads=threads, max=threads, server_name=ident,
-                         timeout=int(max(1, limits.request_timeout_seconds)),
-                         shutdown_timeout=int(max(1, limits.request_timeout_seconds)))
-        self.limits, self.tls = limits, tls
-        self.manager: _Manager | None = None
-        self.max_request_header_size = limits.max_header_bytes
-        self.max_request_body_size = max_body_bytes  # larger Content-Length: 413 before the body is read
-        self.keep_alive_conn_limit = limits.max_connections
-        self.expiration_interval = 0.25
-
-    def prepare(self) -> None:
-        """Bind, then swap in the manager."""
-        super().prepare()
-        self._connections._selector.close()  # the stock manager's selector; the listening socket stays open
-        self.manager = self._connections = _Manager(self)
-        self.socket.setblocking(False)
-
-    def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
-        """cheroot's messages are about single clients: debug, except real errors."""
-        log.log(level if level >= logging.ERROR else logging.DEBUG, "%s", msg, exc_info=traceback)
+                leftover = _Exchange(self, sock, addr, head).run()
+            except Exception:  # noqa: BLE001 - a bug in one exchange must not kill the worker
+                log.exception("serving %s failed", addr[0] if addr else "?")
+                leftover = None
+            if leftover is None or self._stopping.is_set():
+                self._close(sock)
+            else:
+                self._returned.put((sock, addr, leftover))
+                self._wake()
 
 
-class Server:
-    """One service's HTTP(S) server: bind at construction, serve() in any thread, stop() from another."""
+class _Exchange:
+    """One request and its response on a worker thread; run() returns the bytes read past it to keep the
+    connection, or None to close it."""
 
-    def __init__(self, app: Wsgi, host: str, port: int, limits: ServerLimits, web: WebConfig | None,
-                 threads: int, ident: str, max_body_bytes: int, exempt: Iterable[str] = ()) -> None:
-        web = web or WebConfig()
-        self.tls = web.tls_context()
-        wrapped = guard(app, web.basic_auth_users, exempt=frozenset(exempt), realm=ident)
-        self._server = _CherootServer(wrapped, host, port, limits, self.tls, threads, ident, max_body_bytes)
-        self._server.prepare()  # binds now, so a taken port fails here
-        self.host, self.port = self._server.bind_addr[:2]
-        self._stopped = threading.Event()
+    def __init__(self, server: Server, sock: socket.socket, addr: tuple, head: bytes) -> None:
+        self.server, self.sock, self.addr = server, sock, addr
+        self.deadline = time.monotonic() + server.limits.request_timeout_seconds
+        self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=server.limits.max_header_bytes + 4)
+        self.http.receive_data(head)
+        self.out = bytearray()
+        self.body_done = False
+        self.broken = False  # the body could not be read: no answer is owed
 
-    @property
-    def scheme(self) -> str:
-        return "http" if self.tls is None else "https"
-
-    @property
-    def open_connections(self) -> int:
-        return self._server.manager.open_connections
-
-    def serve(self) -> None:
-        """Serve until stop()."""
+    def run(self) -> bytes | None:
         try:
-            self._server.serve()
+            request = self.http.next_event()
+        except h11.RemoteProtocolError as exc:
+            log.debug("%s: bad request: %s", self.addr[0] if self.addr else "?", exc)
+            self._send_raw(_BAD_REQUEST)
+            return None
+        if not isinstance(request, h11.Request):  # a head we counted as complete that h11 does not
+            self._send_raw(_BAD_REQUEST)
+            return None
+        try:
+            self._respond(request)
+        except (_Closed, OSError, h11.ProtocolError) as exc:
+            log.debug("%s: closed, %s: %s", self.addr[0] if self.addr else "?", type(exc).__name__, exc)
+            return None
+        if self.http.our_state is not h11.DONE or self.http.their_state is not h11.DONE:
+            return None
+        leftover, _ = self.http.trailing_data
+        self.http.start_next_cycle()
+        return leftover
+
+    # the request ---------------------------------------------------------------------------------
+
+    def _environ(self, request: h11.Request) -> dict:
+        target = request.target
+        if not target.startswith(b"/"):  # absolute form
+            parts = urlsplit(target)
+            target = (parts.path or b"/") + (b"?" + parts.query if parts.query else b"")
+        path, _, query = target.partition(b"?")
+        server = self.server
+        environ = {
+            "REQUEST_METHOD": request.method.decode("ascii"),
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+            "QUERY_STRING": query.decode("latin-1"),
+            "SERVER_NAME": str(server.host),
+            "SERVER_PORT": str(server.port),
+            "SERVER_PROTOCOL": "HTTP/" + request.http_version.decode("ascii"),
+            "REMOTE_ADDR": str(self.addr[0]) if self.addr else "",
+            "REMOTE_PORT": str(self.addr[1]) if self.addr and len(self.addr) > 1 else "",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": server.scheme,
+            "wsgi.input": _Body(self),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        if server.tls is not None:
+            environ["HTTPS"] = "on"
+        if not any(name == b"content-length" for name, _ in request.headers):
+            environ["wsgi.input_terminated"] = True  # a chunked body: reads end with it
+        for name, value in request.headers:
+            key = name.decode("latin-1").upper()
+            if "_" in key:  # X_Forwarded would pass for X-Forwarded
+                continue
+            key = key.replace("-", "_")
+            key = key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+            text = value.decode("latin-1")
+            environ[key] = f"{environ[key]},{text}" if key in environ else text
+        return environ
+
+    def receive(self) -> h11.Event:
+        """The next body event, reading the socket as needed until the request's deadline."""
+        while True:
+            try:
+                event = self.http.next_event()
+            except h11.RemoteProtocolError as exc:  # a broken chunk, or the client closed mid-body
+                self.broken = True
+                raise _Closed(f"reading the body: {exc}") from None
+            if event is not h11.NEED_DATA:
+                if isinstance(event, h11.EndOfMessage):
+                    self.body_done = True
+                return event
+            if self.http.they_are_waiting_for_100_continue:
+                self._sendall(self.http.send(h11.InformationalResponse(status_code=100, headers=[])))
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                self.broken = True
+                raise _Closed("body not complete within request_timeout_seconds")
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except OSError as exc:
+                self.broken = True
+                raise _Closed(f"reading the body: {exc}") from None
+            self.http.receive_data(data)
+
+    def _body_unread(self) -> bool:
+        """True when the body is not all in; whatever of it is already buffered is consumed first."""
+        while self.http.their_state is h11.SEND_BODY:
+            event = self.http.next_event()
+            if event is h11.NEED_DATA:
+                return True
+            if isinstance(event, h11.EndOfMessage):
+                self.body_done = True
+        return False
+
+    # the response --------------------------------------------------------------------------------
+
+    def _respond(self, request: h11.Request) -> None:
+        environ = self._environ(request)
+        head_only = request.method == b"HEAD"
+        state: dict = {"status": None, "headers": None, "sent": False}
+
+        def start_response(status: str, headers: list, exc_info=None):
+            if exc_info is not None and state["sent"]:
+                raise exc_info[1].with_traceback(exc_info[2])
+            state["status"], state["headers"] = status, list(headers)
+            return write
+
+        def write(data: bytes) -> None:
+            send_head(None)
+            if data and not head_only:
+                self._emit(self.http.send(h11.Data(data=data)))
+
+        def send_head(length: int | None) -> None:
+            if state["sent"]:
+                return
+            if state["status"] is None:
+                raise RuntimeError("the app sent a body before start_response")
+            if self.broken:
+                raise _Closed("the body was not read")
+            status, headers = state["status"], state["headers"]
+            names = {name.lower() for name, _ in headers}
+            if length is not None and "content-length" not in names and "transfer-encoding" not in names:
+                headers.append(("Content-Length", str(length)))
+            if self._body_unread() and "connection" not in names:
+                headers.append(("Connection", "close"))  # never drain a body the app did not read
+            if self.server.stopping and "connection" not in names:
+                headers.append(("Connection", "close"))
+            headers += [("Date", formatdate(usegmt=True)), ("Server", self.server.ident)]
+            code, _, reason = status.partition(" ")
+            self._emit(self.http.send(h11.Response(status_code=int(code), reason=reason.encode("latin-1"),
+                                                   headers=[(k.encode("latin-1"), v.encode("latin-1"))
+                                                            for k, v in headers])))
+            state["sent"] = True
+
+        try:
+            result = self.server.app(environ, start_response)
+        except _Closed:
+            raise
+        except Exception:  # noqa: BLE001 - the app's bug: a 500 if nothing went out yet
+            if self.broken:
+                raise _Closed("the body was not read") from None
+            log.exception("%s %s failed", environ["REQUEST_METHOD"], environ["PATH_INFO"])
+            state["status"], state["headers"] = "500 Internal Server Error", [("Content-Type", "text/plain")]
+            result = [b"internal server error\n"]
+        try:
+            if isinstance(result, (list, tuple)):  # the whole body is known: a Content-Length, no chunks
+                send_head(sum(len(chunk) for chunk in result))
+            for chunk in result:
+                write(chunk)
+            send_head(0 if not state["sent"] else None)
         finally:
-            self._stopped.set()
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        self._emit(self.http.send(h11.EndOfMessage()))
+        self._flush()
 
-    def stop(self) -> None:
-        """Stop accepting, let workers finish their request (bounded), close everything."""
-        self._server.stop()
+    def _emit(self, data: bytes) -> None:
+        self.out += data
+        if len(self.out) >= SEND_BATCH:
+            self._flush()
 
+    def _flush(self) -> None:
+        if self.out:
+            self._sendall(bytes(self.out))
+            self.out.clear()
 
-# --- the WSGI layer: basic auth, body deadline, connection close on unread bodies ---------
+    def _sendall(self, data: bytes) -> None:
+        self.sock.settimeout(self.server.limits.request_timeout_seconds)  # a client that stops reading
+        self.sock.sendall(data)
 
-
-def guard(app: Wsgi, users: dict[str, str], exempt: frozenset[str] = frozenset(), realm: str = "") -> Wsgi:
-    """Basic auth (except on exempt paths), and a response that leaves a body unread closes the connection."""
-    check = _BasicAuth(users) if users else None
-    challenge = f'Basic realm="{realm}"'
-
-    def wrapped(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        conn: _Connection | None = getattr(_current, "conn", None)
-        length = environ.get("CONTENT_LENGTH") or "0"
-        expects_body = length not in ("", "0") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "")
-        if conn is not None and not expects_body:
-            conn.server.manager.disarm(conn)
-        elif conn is not None:
-            environ["wsgi.input"] = _Input(environ["wsgi.input"], conn)
-        state = {"read": not expects_body}
-
-        def start(status: str, headers: list, exc_info=None):
-            body_input = environ.get("wsgi.input")
-            unread = not state["read"] and not getattr(body_input, "done", False)
-            if conn is not None:
-                conn.server.manager.disarm(conn)
-            if unread and not any(k.lower() == "connection" for k, _ in headers):
-                headers = [*headers, ("Connection", "close")]  # never drain a body we refused
-            return start_response(status, headers, exc_info)
-
-        if check is not None and environ.get("PATH_INFO", "") not in exempt:
-            if not check(environ.get("HTTP_AUTHORIZATION", "")):
-                start("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"),
-                                           ("WWW-Authenticate", challenge)])
-                return [b"unauthorized\n"]
-        return app(environ, start)
-
-    return wrapped
+    def _send_raw(self, data: bytes) -> None:
+        try:
+            self._sendall(data)
+        except OSError:
+            pass
 
 
-class _Input:
-    """wsgi.input that lifts the body deadline once the body is read."""
+class _Body:
+    """wsgi.input: the request body, read from the socket only when the app asks for it."""
 
-    def __init__(self, raw, conn: _Connection) -> None:
-        self.raw, self.conn, self.done = raw, conn, False
+    def __init__(self, exchange: _Exchange) -> None:
+        self.exchange = exchange
+        self.buffer = bytearray()
 
-    def _seen(self, data: bytes, size: int | None) -> bytes:
-        if not data or size is None or size < 0 or getattr(self.raw, "remaining", 1) == 0:
-            self.done = True
-            self.conn.server.manager.disarm(self.conn)
+    def _more(self) -> bool:
+        """Append the next piece of the body to the buffer; False at its end."""
+        exchange = self.exchange
+        if exchange.body_done:
+            return False
+        event = exchange.receive()
+        if isinstance(event, h11.Data):
+            self.buffer += event.data
+            return True
+        return False
+
+    def _take(self, size: int) -> bytes:
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
         return data
 
-    def read(self, size: int | None = None) -> bytes:
-        return self._seen(self.raw.read(size) if size is not None else self.raw.read(), size)
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            while self._more():
+                pass
+            return self._take(len(self.buffer))
+        while len(self.buffer) < size and self._more():
+            pass
+        return self._take(size)
 
-    def readline(self, size: int | None = None) -> bytes:
-        return self._seen(self.raw.readline(size), size)
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        while b"\n" not in self.buffer and (size is None or size < 0 or len(self.buffer) < size) and self._more():
+            pass
+        end = self.buffer.find(b"\n")
+        end = len(self.buffer) if end < 0 else end + 1
+        if size is not None and size >= 0:
+            end = min(end, size)
+        return self._take(end)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
 
     def __iter__(self):
-        return iter(self.read, b"")
-
-
-class _BasicAuth:
-    """bcrypt check of user:password, with successful checks remembered (bcrypt costs ~0.1 s each)."""
-
-    CACHE = 256
-    _DUMMY = bcrypt.hashpw(b"unused", bcrypt.gensalt(rounds=10))  # same work for unknown users
-
-    def __init__(self, users: dict[str, str]) -> None:
-        self.users = {name: hashed.encode() for name, hashed in users.items()}
-        self._ok: OrderedDict[bytes, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __call__(self, header: str) -> bool:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            user, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        if not sep:
-            return False
-        key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
-        with self._lock:
-            if key in self._ok and user in self.users:
-                self._ok.move_to_end(key)
-                return True
-        hashed = self.users.get(user, self._DUMMY)
-        try:
-            ok = bcrypt.checkpw(password.encode(), hashed) and user in self.users
-        except ValueError:  # a password beyond bcrypt's 72 bytes
-            ok = False
-        if ok:
-            with self._lock:
-                self._ok[key] = None
-                if len(self._ok) > self.CACHE:
-                    self._ok.popitem(last=False)
-        return ok
+        return iter(self.readline, b"")
 
 
 def serve_until(server: Server, stop: threading.Event) -> None:
