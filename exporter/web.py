@@ -1,4 +1,4 @@
-"""WSGI app of the exporter: /metrics, /probe?target=NAME, landing page /, /-/healthy, /-/ready."""
+"""WSGI app of the exporter: /metrics, /probe?target=NAME, landing page /, /-/healthy, /-/ready, /-/reload."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import html
 import logging
 import math
 import zlib
+from http import HTTPStatus
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import parse_qs
 
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from exporter.collector import AmsCollector, select_servers
 from exporter.exposition import CONTENT_TYPE, render
 from service.build import register_process_metrics
+from service.reload import Reloader, reload_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,9 @@ def own_registry() -> CollectorRegistry:
 
 
 def create_app(collector: AmsCollector, ready: Callable[[], bool] = lambda: True,
-               registry: CollectorRegistry | None = None) -> Wsgi:
-    """Build the WSGI callable around a collector; ready() answers /-/ready (False while stopping)."""
+               registry: CollectorRegistry | None = None, reloader: Reloader | None = None) -> Wsgi:
+    """Build the WSGI callable around a collector; ready() answers /-/ready (False while stopping);
+    POST /-/reload reloads the config when a reloader is given (--web.enable-lifecycle)."""
     own = own_registry() if registry is None else registry
 
     def everything(timeout: float | None) -> Iterator:
@@ -45,6 +48,9 @@ def create_app(collector: AmsCollector, ready: Callable[[], bool] = lambda: True
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
         """Route by path; only GET (and HEAD)."""
         path = environ.get("PATH_INFO", "/")
+        if path == "/-/reload":
+            status, text = reload_endpoint(reloader, environ.get("REQUEST_METHOD", "GET"))
+            return _text(start_response, f"{status} {HTTPStatus(status).phrase}", text)
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return _text(start_response, "405 Method Not Allowed", "only GET\n")
         if path == "/metrics":

@@ -6,11 +6,13 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 
 from prometheus_client import disable_created_metrics
 
 from service.cli import EXIT_FAILURE, EXIT_OK, configure_logging, load, make_parser, on_stop_signals
-from service.config import DEFAULT_REMEDIATOR_LISTEN_ADDRESS, Config, require_remediator
+from service.config import DEFAULT_REMEDIATOR_LISTEN_ADDRESS, Config, ConfigError, require_remediator
+from service.reload import Reloader, changed_keys, on_reload_signal
 from service.web import Server, serve_until
 from service.webconfig import WebConfig
 
@@ -19,6 +21,10 @@ __all__ = ["main", "make_server", "parse_args"]
 log = logging.getLogger("remediator")
 PROG = "antmedia-remediator"
 SERVER_THREADS = 8  # notifications from an HA Alertmanager pair, scrapes and probes at once
+OWN = ("ams", "remediator")  # the config sections whose secrets this process reads
+# What a reload changes in place (remediator.allow.* and remediator.deny.* included).
+RELOADABLE = ("remediator.dry_run", "remediator.kill_switch_file", "remediator.allow", "remediator.deny",
+              "remediator.non_zombi_action")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,22 +51,41 @@ def _summary(settings: Config, web: WebConfig | None = None) -> str:
             f"alertmanager: {config.alertmanager_url or 'not checked'}")
 
 
-def make_server(settings: Config, host: str, port: int, web: WebConfig | None = None):
-    """The HTTP(S) server for the app (bound, not yet serving) and the deps to close afterwards."""
+def make_server(settings: Config, host: str, port: int, web: WebConfig | None = None, lifecycle: bool = False):
+    """The HTTP(S) server for the app (bound, not yet serving), the deps to close afterwards, and the reloader
+    (SIGHUP; POST /-/reload too with lifecycle)."""
     from remediator.app import create_app
     from remediator.wiring import build_deps, close_deps
 
     config = require_remediator(settings)
     deps = build_deps(settings)
+    reloader = Reloader(settings.path, OWN, settings, reload_into(deps)) if settings.path else None
     # Credentials and body limit: remediator.app.access (bearer token on the webhook, basic auth elsewhere).
     try:
-        server = Server(create_app(deps, web), host, port, config.limits, web, threads=SERVER_THREADS, ident=PROG,
-                        guarded=True)
+        server = Server(create_app(deps, web, reloader if lifecycle else None), host, port, config.limits, web,
+                        threads=SERVER_THREADS, ident=PROG, guarded=True)
     except OSError:
         close_deps(deps)
         raise
     deps.remediator.countdowns.start()
-    return server, deps
+    return server, deps, reloader
+
+
+def reload_into(deps) -> Callable[[Config, Config], None]:
+    """apply(new, old) for the Reloader: the remediator's policy changes in place (dry-run or enforcing, the
+    kill-switch file, allow and deny lists, what happens to records created by REST); every guard's memory
+    (holds, caps, blast radius, countdowns, settled alerts) stays. Anything else needs a restart."""
+    def apply(new: Config, old: Config) -> None:
+        changed = [k for k in changed_keys(new, old) if not k.startswith(("exporter", "path"))]
+        fixed = [k for k in changed if not k.startswith(RELOADABLE)]
+        if fixed:
+            raise ConfigError(f"{', '.join(fixed)}: cannot change while running; restart to apply")
+        policy = require_remediator(new)
+        deps.remediator.config = policy
+        deps.metrics.dry_run.set(1 if policy.dry_run else 0)
+        if "remediator.dry_run" in changed:
+            log.warning("reloaded: now %s", "in dry-run" if policy.dry_run else "ENFORCING")
+    return apply
 
 
 class _Shutdown:
@@ -94,17 +119,19 @@ class _Shutdown:
         os._exit(EXIT_OK)
 
 
-def serve(settings: Config, host: str, port: int, web: WebConfig | None = None) -> int:
-    """Serve until SIGTERM or SIGINT, drain, then close clients and the audit log."""
+def serve(settings: Config, host: str, port: int, web: WebConfig | None = None, lifecycle: bool = False) -> int:
+    """Serve until SIGTERM or SIGINT, drain, then close clients and the audit log; SIGHUP reloads."""
     from remediator.wiring import close_deps
 
     try:
-        server, deps = make_server(settings, host, port, web)
+        server, deps, reloader = make_server(settings, host, port, web, lifecycle)
     except OSError as exc:
         print(f"{PROG}: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     stop = threading.Event()
     on_stop_signals(_Shutdown(deps, require_remediator(settings).shutdown_timeout_seconds, stop).on_signal)
+    if reloader is not None:
+        on_reload_signal(reloader)
     try:
         log.info("listening on %s:%s, %s", server.host, server.port, _summary(settings, web))
         serve_until(server, stop)
@@ -119,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # This process serves only the remediator's registry; *_created samples add no information here.
     disable_created_metrics()
-    loaded = load(PROG, args, own=("ams", "remediator"),
+    loaded = load(PROG, args, own=OWN,
                   listen=lambda config: require_remediator(config).listen_address)
     if isinstance(loaded, int):
         return loaded
@@ -128,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config OK: {_summary(settings, web)}")
         return EXIT_OK
     configure_logging(args.log_level or require_remediator(settings).log_level, args.log_format)
-    return serve(settings, host, port, web)
+    return serve(settings, host, port, web, lifecycle=args.enable_lifecycle)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from remediator.actions import Outcome, Remediator
 from remediator.alerts import Alert, Notification, PayloadError, parse_notification
 from remediator.metrics import RemediatorMetrics
 from service.guard import Access, guard
+from service.reload import Reloader, reload_endpoint
 from service.webconfig import WebConfig
 
 __all__ = ["PROBES", "Deps", "Drain", "access", "create_app"]
@@ -121,8 +122,9 @@ def _receive(deps: Deps) -> tuple[Response, int]:
     return _answer(deps, answer, code)
 
 
-def create_app(deps: Deps, web: WebConfig | None = None) -> Flask:
-    """The WSGI app behind its guard (access(deps, web)); no globals, everything comes from deps."""
+def create_app(deps: Deps, web: WebConfig | None = None, reloader: Reloader | None = None) -> Flask:
+    """The WSGI app behind its guard (access(deps, web)); no globals, everything comes from deps.
+    POST /-/reload reloads the config when a reloader is given (--web.enable-lifecycle)."""
     app = Flask("remediator")
 
     def refused(path: str, code: int) -> None:
@@ -140,6 +142,12 @@ def create_app(deps: Deps, web: WebConfig | None = None) -> Flask:
     def metrics() -> Response:
         """The remediator's own registry."""
         return Response(generate_latest(deps.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+    @app.route("/-/reload", methods=["GET", "POST", "PUT"])
+    def reload() -> Response:
+        """Configuration reload, as Prometheus's (403 unless lifecycle is enabled)."""
+        status, text = reload_endpoint(reloader, request.method)
+        return Response(text, status=status, mimetype="text/plain")
 
     @app.get("/-/healthy")
     def healthy() -> Response:

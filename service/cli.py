@@ -49,6 +49,8 @@ def make_parser(prog: str, description: str, section: str, default_listen: str) 
                         help=f"log level (default: {section}.log_level, else info)")
     parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=FORMATS,
                         help="log line format (default: logfmt); the remediator's audit log is JSON lines either way")
+    parser.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
+                        help="allow POST /-/reload (SIGHUP reloads either way), as in Prometheus")
     parser.add_argument("--version", action="version", version=version_text(prog))
     return parser
 

@@ -143,7 +143,7 @@ def remediator(tmp_path):
     config.write_text("ams:\n  - name: main\n    url: http://127.0.0.1:9\n    apps: [WebRTCAppEE]\n"
                       "remediator:\n  webhook_token_env: HOOK\n  audit_log: audit.jsonl\n"
                       "  max_body_bytes: 1048576\n  limits: {request_timeout_seconds: 1}\n")
-    server, deps = make_remediator(load_config(config, env={"HOOK": "tok"}), "127.0.0.1", 0)
+    server, deps, _ = make_remediator(load_config(config, env={"HOOK": "tok"}), "127.0.0.1", 0)
     with serving(server) as address:
         yield address
     close_deps(deps)

@@ -41,7 +41,7 @@ def test_bad_listen_address_flag_is_refused(tmp_path, capsys):
 def test_server_serves_health_readiness_metrics_and_the_webhook(tmp_path):
     config = _config(tmp_path, "  webhook_token_env: HOOK\n  audit_log: audit.jsonl\n")
     settings = load_config(config, env={"HOOK": "tok"})
-    server, deps = make_server(settings, "127.0.0.1", 0)
+    server, deps, _ = make_server(settings, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
     try:
