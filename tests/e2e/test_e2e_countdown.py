@@ -2,6 +2,7 @@
 which counts down to the stale threshold on its own clock and evicts then (remediator/countdown.py)."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -80,6 +81,23 @@ def test_a_ghost_goes_at_its_countdown_before_the_ghost_alert_is_needed(alive):
     evicted_by_its_deadline(alive, "ea-drop")
     assert gone_after < THRESHOLD + 6.0, gone_after
     assert writes_to(alive.sim.writes, "ea-stay") == []
+
+
+def test_a_participant_back_half_a_second_before_the_deadline_is_not_written_to(alive):
+    if alive.options.ams_version != "3.0.0":
+        pytest.skip("2.8.2 refuses a same-id publish until the eviction frees the id")
+    join(alive, "comeback", ("cb-stay", "cb-back"))
+    alive.sim.drop(APP, "cb-back")
+    wait_for(lambda: armed(alive, "cb-back"), TIMEOUT, "the candidate was never armed")
+    (arm,) = [r for r in lines(alive, "cb-back") if r["decision"] == "armed"]
+    deadline = seconds(arm["time"]) + float(arm["detail"].split()[2])
+    time.sleep(max(0.0, deadline - 0.5 - time.time()))
+    assert alive.sim.reconnect(APP, "cb-back"), "3.x takes the same id back from a stale record"
+    wait_for(lambda: any(r["decision"] == "disarmed" for r in lines(alive, "cb-back")), TIMEOUT,
+             "the countdown was not disarmed when the heartbeat moved")
+    hold_for(lambda: writes_to(alive.sim.writes, "cb-back") == [], THRESHOLD + 5.0,
+             "a participant back before its deadline was written to")
+    assert alive.sim.broadcast(APP, "cb-back")["status"] == "broadcasting"
 
 
 @pytest.fixture(scope="module")
