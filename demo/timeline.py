@@ -66,8 +66,9 @@ def alert_states(alerts: Iterable[dict], alertname: str = "AntMediaGhostStream")
     return states
 
 
-def alert_events(before: dict[str, dict], now: dict[str, dict]) -> list[tuple[str, str, str]]:
-    """(kind, stream, detail) for alerts that appeared, got silenced, or went away."""
+def alert_events(before: dict[str, dict], now: dict[str, dict],
+                 alertname: str = "AntMediaGhostStream") -> list[tuple[str, str, str]]:
+    """(kind, stream, detail) for alerts of one name that appeared, got silenced, or went away."""
     changes = []
     for stream, info in sorted(now.items()):
         room = f" (room {info['room']})" if info.get("room") else ""
@@ -75,9 +76,9 @@ def alert_events(before: dict[str, dict], now: dict[str, dict]) -> list[tuple[st
         old = before.get(stream)
         if old is None or old["state"] != info["state"]:
             verb = "firing, silenced in Alertmanager" if kind == "silenced" else "firing"
-            changes.append((kind, stream, f"AntMediaGhostStream {verb}{room}"))
+            changes.append((kind, stream, f"{alertname} {verb}{room}"))
     for stream in sorted(set(before) - set(now)):
-        changes.append(("resolved", stream, "AntMediaGhostStream resolved"))
+        changes.append(("resolved", stream, f"{alertname} resolved"))
     return changes
 
 

@@ -7,6 +7,9 @@ from typing import Callable
 import httpx
 
 from demo.timeline import Timeline, alert_events, alert_states, audit_event
+
+# The early path's alert, then the ghost alert (the backstop), as the timeline shows them.
+ALERTS = ("AntMediaGhostCandidate", "AntMediaGhostStream")
 from stack import api
 
 
@@ -18,7 +21,7 @@ class Watcher:
         self.timeline = timeline
         self.app = app
         self.ghosts: list[str] = []
-        self._alerts: dict[str, dict] = {}
+        self._alerts: dict[str, dict[str, dict]] = {name: {} for name in ALERTS}
         self._audit_seen = 0
         self._lifecycle_seen: dict[str, set[str]] = {}
 
@@ -36,15 +39,16 @@ class Watcher:
             self._poll_lifecycle(stream)
 
     def _poll_alerts(self) -> None:
-        """Ghost alerts as Alertmanager holds them (firing, silenced, gone)."""
+        """The candidate and ghost alerts as Alertmanager holds them (firing, silenced, gone)."""
         try:
-            alerts = api.alertmanager_alerts(self.stack.alertmanager_url, 'alertname="AntMediaGhostStream"')
+            alerts = api.alertmanager_alerts(self.stack.alertmanager_url, f'alertname=~"{"|".join(ALERTS)}"')
         except httpx.HTTPError:
             return  # a missed poll only delays a line; the next one catches up
-        now = alert_states(alerts)
-        for kind, stream, detail in alert_events(self._alerts, now):
-            self.timeline.add(kind, stream, detail)
-        self._alerts = now
+        for name in ALERTS:
+            now = alert_states(alerts, name)
+            for kind, stream, detail in alert_events(self._alerts[name], now, name):
+                self.timeline.add(kind, stream, detail)
+            self._alerts[name] = now
 
     def _poll_audit(self) -> None:
         """New remediator decisions."""
@@ -67,7 +71,7 @@ class Watcher:
 
     def alerts_open(self) -> bool:
         """True while Alertmanager still holds a ghost alert."""
-        return bool(self._alerts)
+        return any(self._alerts.values())
 
     def wait(self, condition: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:
         """Poll until condition holds or timeout passes; True if it held."""

@@ -43,10 +43,14 @@ def test_alertmanagers_form_one_cluster(evicted):
 
 
 def test_both_replicas_alerts_merge_into_one_alert_per_ghost(evicted):
-    # With the replica label left on, each ghost would be two alerts with two fingerprints.
+    # With the replica label left on, each ghost would be two alerts of each name with two fingerprints.
     for ghost in GHOSTS:
-        fingerprints = {r["fingerprint"] for r in evicted.audit() if r["stream_id"] == ghost}
-        assert len(fingerprints) == 1, fingerprints
+        names = {r["alertname"] for r in evicted.audit() if r["stream_id"] == ghost}
+        assert names, ghost
+        for name in names:
+            fingerprints = {r["fingerprint"] for r in evicted.audit()
+                            if r["stream_id"] == ghost and r["alertname"] == name}
+            assert len(fingerprints) == 1, (name, fingerprints)
 
 
 def test_each_ghost_is_evicted_exactly_once(evicted):
