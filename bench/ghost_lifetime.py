@@ -98,9 +98,9 @@ class Phases:
     """Per ghost, seconds: last heartbeat -> first scrape returning it -> candidate firing -> removed.
 
     overrun: removal - (that first scrape + threshold), what the countdown adds to the threshold counted
-    from the first sighting: the scrape -> evaluation lag (frozen_seconds is counted at the scrape, the
-    countdown from the notification's arrival), then transit, read granularity and eviction writes;
-    transit: overrun minus that run's scrape -> evaluation lag;
+    from the first sighting (frozen_seconds runs from that scrape to the evaluation): the notification's
+    transit, read granularity, the remediator's own witness when it ends after the deadline, and the
+    eviction's writes;
     backstop: that first scrape -> AntMediaGhostStream firing, for the ghosts still there when it fired.
     """
 
@@ -108,7 +108,6 @@ class Phases:
     candidate: list[float] = field(default_factory=list)
     removed: list[float] = field(default_factory=list)
     overrun: list[float] = field(default_factory=list)
-    transit: list[float] = field(default_factory=list)
     backstop: list[float] = field(default_factory=list)
 
     def extend(self, other: "Phases") -> None:
@@ -117,7 +116,6 @@ class Phases:
         self.candidate += other.candidate
         self.removed += other.removed
         self.overrun += other.overrun
-        self.transit += other.transit
         self.backstop += other.backstop
 
 
@@ -351,8 +349,6 @@ def run_once(version: str, timing: Timing, seed: int) -> RunResult:
         wrong = [f"{w.method} {w.path}" for w in wrongly_touched(stack.sim.writes, set(plan.ghosts))]
         lag = evaluation_lag(stack.prometheus_url, timing)
         split = phases(stack.prometheus_url, lifecycles, threshold, started - 60, time.time())
-        if lag is not None:
-            split.transit = [overrun - lag for overrun in split.overrun]
         by_alert, decisions, others = evictions(stack.audit(), set(plan.ghosts))
     finally:
         stack.stop()
@@ -486,8 +482,6 @@ def phase_table(results: list[VersionResult]) -> list[str]:
             (f"that scrape -> evaluation firing {CANDIDATE}", lambda r: spread(r.phases.candidate)),
             ("candidate firing -> removed (Alertmanager, countdown, eviction)", lambda r: spread(r.phases.removed)),
             ("removed - (that scrape + threshold): the countdown's overrun", lambda r: spread(r.phases.overrun)),
-            ("that overrun minus the run's scrape -> evaluation lag (transit, reads, writes)",
-             lambda r: spread(r.phases.transit)),
             (f"that scrape -> evaluation firing {GHOST} (backstop), ghosts it fired for",
              lambda r: f"{spread(r.phases.backstop)}, {len(r.phases.backstop)} of {len(r.phases.seen)}"),
             ("scrape -> evaluation lag of each run",
@@ -506,27 +500,27 @@ def budget(results: list[VersionResult]) -> list[str]:
              "within a run, 0 to one interval); Alertmanager sends it at once (group_wait 0s) and the remediator",
              "arms a countdown to arrival + threshold - frozen_seconds on its own clock, reads the stream about once",
              "a second until then (a change disarms it; these reads are also its own witness of the heartbeat",
-             "standing still) and at the deadline runs the guarded eviction. frozen_seconds is the heartbeat's age",
-             "at the scrape the rule evaluated, while the countdown starts when the notification arrives, so the",
-             "deadline falls the threshold after the first scrape plus the scrape -> evaluation lag plus the",
-             "notification's transit: beyond the threshold, a ghost the countdown evicts lives the scrape phase",
-             "plus the overrun (that lag, then transit, read granularity and eviction writes). Both the phase and",
-             f"the lag run from 0 to one scrape interval. {GHOST}, the backstop, fires at the first evaluation",
+             "standing still) and at the deadline runs the guarded eviction. frozen_seconds runs from that first",
+             "scrape to the evaluation (both on Prometheus's clock), so the deadline falls the threshold after the",
+             "first scrape plus the notification's transit: beyond the threshold, a ghost the countdown evicts lives",
+             "the scrape phase plus the overrun (transit, read granularity, the remediator's own witness of the",
+             "heartbeat when it ends after the deadline, the eviction's writes). The phase and the scrape ->",
+             f"evaluation lag run from 0 to one scrape interval. {GHOST}, the backstop, fires at the first evaluation",
              "after a whole number of scrape intervals beyond the threshold, plus the lag."]
     for r in results:
         if not r.lifetimes or not r.phases.seen:
             continue
         step = r.interval
         g = grid(r.threshold, step)
-        transit = max(r.phases.transit) if r.phases.transit else None
+        overrun = max(r.phases.overrun) if r.phases.overrun else None
         lines.append(
             f"- {r.label}: threshold {r.threshold:g} s; measured, median: heartbeat -> scrape"
             f" {median_of(r.phases.seen)} s, scrape -> candidate firing {median_of(r.phases.candidate)} s,"
             f" candidate firing -> removed {median_of(r.phases.removed)} s, overrun {median_of(r.phases.overrun)} s;"
             f" beyond the threshold {statistics.median(r.beyond):.1f} s median, {percentile(r.beyond, 95):.1f} s"
-            f" p95. Worst case by the countdown: {step:g} s phase + {step:g} s lag + transit at most"
-            + (f" {transit:.1f} s (measured) = {2 * step + transit:.1f} s beyond the threshold."
-               if transit is not None else " (not measured: no lag read).")
+            f" p95. Worst case by the countdown: {step:g} s phase + the overrun, at most"
+            + (f" {overrun:.1f} s (measured) = {step + overrun:.1f} s beyond the threshold."
+               if overrun is not None else " (not measured).")
             + f" The backstop fires {g:g} s of scrapes after the"
             f" first sighting ({g - r.threshold:.1f} s of rounding) plus the lag: up to"
             f" {step + g + step - r.threshold:.1f} s beyond the threshold before its Alertmanager and remediator"
