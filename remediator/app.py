@@ -24,7 +24,7 @@ from remediator.alerts import (
 from remediator.decisions import AuditLog, RemediatorMetrics, open_audit_log
 from remediator.revalidation import Revalidator
 from service.config import Config, require_remediator
-from service.guard import Access, guard
+from service.guard import BEARER_CHECKED, Access, guard
 from service.reload import Reloader, reload_endpoint
 from service.webconfig import WebConfig
 
@@ -115,6 +115,9 @@ def _answer(deps: Deps, body: dict[str, Any], code: int) -> tuple[Response, int]
 
 def _receive(deps: Deps) -> tuple[Response, int]:
     """POST /alerts."""
+    if deps.token is not None and request.environ.get(BEARER_CHECKED) != WEBHOOK:
+        # The guard decides credentials; this write path also asks that it was the one it checked.
+        return _answer(deps, {"error": "unauthorized"}, 401)
     if deps.drain.draining:
         return _answer(deps, _DRAINING, 503)
     body = request.get_data(cache=False)  # credentials and size were checked by the guard (access())

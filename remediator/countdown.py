@@ -165,7 +165,11 @@ class Countdowns:
         if arm.status is None:
             arm.status, arm.listed = record.status, listed
         if record.status != arm.status:
-            return "record_changed"
+            if not record.live_status:
+                return "record_changed"
+            # Still a live claim: from 2.13 AMS computes terminated_unexpectedly for a stale record (Broadcast
+            # .getStatus L573-593 @3.0.3), which is the ghost growing older, not the participant coming back.
+            arm.status = record.status
         if listed != arm.listed:
             return "room_changed"
         return None

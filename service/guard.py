@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import io
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +20,10 @@ from dataclasses import dataclass, field
 
 import bcrypt
 
-__all__ = ["Access", "Wsgi", "guard"]
+__all__ = ["Access", "BEARER_CHECKED", "Wsgi", "canonical_path", "guard"]
+
+# Set in the environ to the path whose bearer token the guard checked: a view that writes can ask.
+BEARER_CHECKED = "antmedia.bearer_checked"
 
 Wsgi = Callable[[dict, Callable], Iterable[bytes]]
 Refused = Callable[[str, int], None]  # (path, status) of each request the guard turns away
@@ -48,9 +52,14 @@ def guard(app: Wsgi, access: Access, refused: Refused | None = None) -> Wsgi:
         return [text.encode()]
 
     def guarded(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
+        # The path the app will route, decided here once: Werkzeug merges repeated slashes, so "//alerts"
+        # would otherwise reach the webhook without its token.
+        path = environ["PATH_INFO"] = canonical_path(environ.get("PATH_INFO", ""))
         length = environ.get("CONTENT_LENGTH") or ""
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if chunked and (path in access.open_paths or environ.get("REQUEST_METHOD") in ("GET", "HEAD")):
+            # Nothing there takes a body: waiting for one would let any client hold a worker.
+            return refuse(start_response, path, "400 Bad Request", "no body expected here\n")
         if length:
             if not length.isdigit():
                 return refuse(start_response, path, "400 Bad Request", "bad Content-Length\n")
@@ -62,6 +71,7 @@ def guard(app: Wsgi, access: Access, refused: Refused | None = None) -> Wsgi:
             if not _bearer_ok(header, token):
                 return refuse(start_response, path, "401 Unauthorized", "missing or wrong bearer token\n",
                               [("WWW-Authenticate", f'Bearer realm="{access.realm}"')])
+            environ[BEARER_CHECKED] = path
         elif basic is not None and path not in access.open_paths and not basic(header):
             return refuse(start_response, path, "401 Unauthorized", "unauthorized\n",
                           [("WWW-Authenticate", f'Basic realm="{access.realm}"')])
@@ -73,6 +83,11 @@ def guard(app: Wsgi, access: Access, refused: Refused | None = None) -> Wsgi:
         return app(environ, start_response)
 
     return guarded
+
+
+def canonical_path(path: str) -> str:
+    """One leading slash, no repeated slashes: the path as the apps route it."""
+    return "/" + re.sub(r"/{2,}", "/", path).lstrip("/")
 
 
 def _bearer_ok(header: str, token: str) -> bool:
@@ -87,10 +102,11 @@ class _BasicAuth:
     """bcrypt check of user:password, with successful checks remembered (bcrypt costs ~0.1 s each)."""
 
     CACHE = 256
-    DUMMY = bcrypt.hashpw(b"unused", bcrypt.gensalt(rounds=10))  # same work for unknown users
 
     def __init__(self, users: Mapping[str, str]) -> None:
         self.users = {name: hashed.encode() for name, hashed in users.items()}
+        # An unknown user costs what a known one does: a dummy hash at the highest configured cost.
+        self.dummy = bcrypt.hashpw(b"unused", bcrypt.gensalt(rounds=max(map(_cost, self.users.values()), default=10)))
         self.ok: OrderedDict[bytes, None] = OrderedDict()
         self.lock = threading.Lock()
 
@@ -109,7 +125,7 @@ class _BasicAuth:
             if key in self.ok and user in self.users:
                 self.ok.move_to_end(key)
                 return True
-        hashed = self.users.get(user, self.DUMMY)
+        hashed = self.users.get(user, self.dummy)
         try:
             ok = bcrypt.checkpw(password.encode(), hashed) and user in self.users
         except ValueError:  # a password beyond bcrypt's 72 bytes
@@ -120,3 +136,11 @@ class _BasicAuth:
                 if len(self.ok) > self.CACHE:
                     self.ok.popitem(last=False)
         return ok
+
+
+def _cost(hashed: bytes) -> int:
+    """The cost of a bcrypt hash ($2b$12$...), 10 when it cannot be read."""
+    try:
+        return min(max(int(hashed.split(b"$")[2]), 4), 16)
+    except (IndexError, ValueError):
+        return 10

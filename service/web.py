@@ -72,6 +72,10 @@ class _Waiting:
         return self.since + limits.idle_timeout_seconds, "idle longer than idle_timeout_seconds"
 
 
+# How long a complete request head may wait for a free worker, in request timeouts.
+QUEUE_WAIT_TIMEOUTS = 3
+
+
 class _Closed(OSError):
     """The connection is unusable (timed out, reset, or broke HTTP): close it without an answer.
 
@@ -323,7 +327,7 @@ class Server:
             self._drop(waiting, "request head larger than max_header_bytes")
             return
         self._forget(waiting)
-        self._work.put((sock, waiting.addr, bytes(waiting.head)))
+        self._work.put((sock, waiting.addr, bytes(waiting.head), time.monotonic()))
 
     def _expire(self, now: float) -> None:
         """Close connections past their head or idle deadline."""
@@ -339,7 +343,14 @@ class Server:
             item = self._work.get()
             if item is None:
                 return
-            sock, addr, head = item
+            sock, addr, head, queued = item
+            if time.monotonic() - queued > QUEUE_WAIT_TIMEOUTS * self.limits.request_timeout_seconds:
+                # Waited for a free worker longer than one exchange can hold a worker (its body, then its
+                # answer, each within the request timeout): every worker is held by clients that read or
+                # send slowly; closing it keeps the queue, and the connections it holds, bounded.
+                log.debug("%s: no free worker within the request timeout", addr[0] if addr else "?")
+                self._close(sock)
+                continue
             try:
                 leftover = _Exchange(self, sock, addr, head).run()
             except Exception:  # noqa: BLE001 - a bug in one exchange must not kill the worker
@@ -359,6 +370,7 @@ class _Exchange:
     def __init__(self, server: Server, sock: socket.socket, addr: tuple, head: bytes) -> None:
         self.server, self.sock, self.addr = server, sock, addr
         self.deadline = time.monotonic() + server.limits.request_timeout_seconds
+        self.send_deadline = self.deadline + server.limits.request_timeout_seconds
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=server.limits.max_header_bytes + 4)
         self.http.receive_data(head)
         self.out = bytearray()
@@ -375,8 +387,14 @@ class _Exchange:
         if not isinstance(request, h11.Request):  # a head we counted as complete that h11 does not
             self._send_raw(_BAD_REQUEST)
             return None
+        names = {name for name, _ in request.headers}
+        environ = self._environ(request)
+        # Both lengths (RFC 9112 6.1: the server must close), or a target that is no path: 400, closed.
+        if environ is None or {b"content-length", b"transfer-encoding"} <= names:
+            self._send_raw(_BAD_REQUEST)
+            return None
         try:
-            self._respond(request)
+            self._respond(request, environ)
         except (_Closed, OSError, h11.ProtocolError) as exc:
             log.debug("%s: closed, %s: %s", self.addr[0] if self.addr else "?", type(exc).__name__, exc)
             return None
@@ -388,10 +406,16 @@ class _Exchange:
 
     # the request ---------------------------------------------------------------------------------
 
-    def _environ(self, request: h11.Request) -> dict:
+    def _environ(self, request: h11.Request) -> dict | None:
+        """The WSGI environ, or None for a request target that is neither "/path" nor "scheme://host/path"."""
         target = request.target
         if not target.startswith(b"/"):  # absolute form
-            parts = urlsplit(target)
+            try:
+                parts = urlsplit(target)
+            except ValueError:
+                return None
+            if not (parts.scheme and parts.netloc) or (parts.path and not parts.path.startswith(b"/")):
+                return None
             target = (parts.path or b"/") + (b"?" + parts.query if parts.query else b"")
         path, _, query = target.partition(b"?")
         server = self.server
@@ -465,8 +489,7 @@ class _Exchange:
 
     # the response --------------------------------------------------------------------------------
 
-    def _respond(self, request: h11.Request) -> None:
-        environ = self._environ(request)
+    def _respond(self, request: h11.Request, environ: dict) -> None:
         head_only = request.method == b"HEAD"
         state: dict = {"status": None, "headers": None, "sent": False}
 
@@ -537,7 +560,11 @@ class _Exchange:
             self.out.clear()
 
     def _sendall(self, data: bytes) -> None:
-        self.sock.settimeout(self.server.limits.request_timeout_seconds)  # a client that stops reading
+        # One deadline for the whole answer: a client reading slowly is cut off as one that stops reading.
+        remaining = self.send_deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Closed("the answer was not read within its deadline")
+        self.sock.settimeout(remaining)
         self.sock.sendall(data)
 
     def _send_raw(self, data: bytes) -> None:

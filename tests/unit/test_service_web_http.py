@@ -148,3 +148,78 @@ def test_one_guard_for_basic_bearer_open_paths_and_the_body_limit():
     assert call(app, "/hook", "", length=101)[0] == "413"  # the size first: before any credentials
     assert call(app, "/hook", "Bearer tok", length=100)[0] == "200"
     assert refusals == [("/metrics", 401), ("/hook", 401), ("/hook", 401), ("/hook", 413)]
+
+
+def guarded_server(app, **limits) -> Server:
+    """A server for an app that applies the guard itself (as the remediator's does)."""
+    values = {"request_timeout_seconds": 1.0, "idle_timeout_seconds": 5.0, **limits}
+    return Server(app, "127.0.0.1", 0, ServerLimits(**values), None, threads=2, ident="test", guarded=True)
+
+
+def webhook_behind_its_token():
+    """A Flask app like the remediator's: its POST /alerts view counts the calls that reached it."""
+    from flask import Flask
+    app, reached = Flask("hook"), []
+
+    @app.post("/alerts")
+    def alerts():
+        reached.append(1)
+        return "written\n"
+
+    app.wsgi_app = guard(app.wsgi_app, Access(bearer={"/alerts": "tok"}, open_paths=frozenset({"/-/healthy"})))
+    return app, reached
+
+
+@pytest.mark.parametrize("target", [b"//alerts", b"///alerts", b"/%2Falerts", b"http://h//alerts", b"alerts",
+                                    b"http:alerts", b"http://[x/alerts"])
+def test_no_spelling_of_the_webhook_path_reaches_it_without_the_token(target):
+    app, reached = webhook_behind_its_token()
+    with serving(guarded_server(app)) as address:
+        sock = connect(address)
+        sock.sendall(b"POST " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        answer = read_responses(sock, 1)
+        sock.close()
+    assert answer.split(b"\r\n", 1)[0] in (b"HTTP/1.1 401 Unauthorized", b"HTTP/1.1 400 Bad Request"), answer
+    assert reached == []
+
+
+def test_a_chunked_body_where_none_is_expected_is_refused_at_once():
+    app, _ = webhook_behind_its_token()
+    with serving(guarded_server(app, request_timeout_seconds=3.0)) as address:
+        sock = connect(address)
+        started = time.monotonic()
+        sock.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")  # and no body
+        answer = read_responses(sock, 1)
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 400 ") and time.monotonic() - started < 1.0
+
+
+def test_content_length_with_transfer_encoding_is_refused_and_the_connection_closed():
+    with serving(server()) as address:
+        sock = connect(address)
+        sock.sendall(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = read_responses(sock, 2)
+        assert answer.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.1 ") == 1
+        assert closed_by_server(sock, 2.0) is not None
+
+
+def test_a_client_reading_a_large_answer_slowly_frees_its_worker_within_two_request_timeouts():
+    large = b"x" * (16 * 1024 * 1024)
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        if environ["PATH_INFO"] == "/small":
+            return [b"ok"]
+        return iter([large[i:i + 65536] for i in range(0, len(large), 65536)])
+
+    with serving(server(app, threads=1)) as address:
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        slow.connect((address.split(":")[0], int(address.split(":")[1])))
+        slow.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")  # and reads nothing
+        started = time.monotonic()
+        answer = httpx.get(f"http://{address}/small", timeout=10)
+        waited = time.monotonic() - started
+        slow.close()
+    assert answer.status_code == 200 and waited < 2.5, waited

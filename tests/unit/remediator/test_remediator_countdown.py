@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import httpx
+import msgspec
 import pytest
 from remediator_support import (
     APP,
@@ -302,3 +303,17 @@ def test_a_deadline_met_by_an_unreachable_alertmanager_is_tried_again_backing_of
     manager.down = False
     run(deps, 20.0)
     assert decisions(audit)[-1] == ("ghost1", "evicted", "ok")
+
+
+def test_a_3x_record_turning_terminated_unexpectedly_while_armed_stays_armed():
+    ams = FakeAms("3.0.0")
+    ams.add("ghost1")
+    deps, audit = build_deps({"main": ams})
+    post(app_client(deps, retry=False), notification(candidate("ghost1", threshold=33.5)))
+    run(deps, 5.0)
+    # AMS computes terminated_unexpectedly once the heartbeat is old enough: the ghost ageing, nothing else.
+    record = ams.records["ghost1"]
+    ams.records["ghost1"] = msgspec.structs.replace(record, status="terminated_unexpectedly")
+    run(deps, 33.5 - FROZEN)
+    assert decisions(audit)[-1] == ("ghost1", "evicted", "ok")
+    assert not any(d[1] == "disarmed" for d in decisions(audit))
