@@ -25,15 +25,19 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
+from results import machine, write_section  # noqa: E402  (bench/ is the script's folder)
 
 from ams.server import AmsServer  # noqa: E402
 from remediator.__main__ import SERVER_THREADS  # noqa: E402
-from remediator.app import create_app  # noqa: E402
-from remediator.audit import AuditLog  # noqa: E402
-from service.config import Config as Settings, parse_remediator  # noqa: E402
-from remediator.wiring import build_deps, close_deps  # noqa: E402
+from remediator.app import (  # noqa: E402
+    build_deps,
+    close_deps,
+    create_app,  # noqa: E402
+)
+from remediator.decisions import AuditLog  # noqa: E402
+from service.config import Config as Settings  # noqa: E402
+from service.config import parse_remediator
 from service.web import Server  # noqa: E402
-from results import machine, write_section  # noqa: E402  (bench/ is the script's folder)
 
 TITLE = "## Remediator notification"
 APP = "WebRTCAppEE"

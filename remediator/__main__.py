@@ -10,8 +10,20 @@ from collections.abc import Callable
 
 from prometheus_client import disable_created_metrics
 
-from service.cli import EXIT_FAILURE, EXIT_OK, configure_logging, load, make_parser, on_stop_signals
-from service.config import DEFAULT_REMEDIATOR_LISTEN_ADDRESS, Config, ConfigError, require_remediator
+from service.cli import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    configure_logging,
+    load,
+    make_parser,
+    on_stop_signals,
+)
+from service.config import (
+    DEFAULT_REMEDIATOR_LISTEN_ADDRESS,
+    Config,
+    ConfigError,
+    require_remediator,
+)
 from service.reload import Reloader, changed_keys, on_reload_signal
 from service.web import Server, serve_until
 from service.webconfig import WebConfig
@@ -54,8 +66,7 @@ def _summary(settings: Config, web: WebConfig | None = None) -> str:
 def make_server(settings: Config, host: str, port: int, web: WebConfig | None = None, lifecycle: bool = False):
     """The HTTP(S) server for the app (bound, not yet serving), the deps to close afterwards, and the reloader
     (SIGHUP; POST /-/reload too with lifecycle)."""
-    from remediator.app import create_app
-    from remediator.wiring import build_deps, close_deps
+    from remediator.app import build_deps, close_deps, create_app
 
     config = require_remediator(settings)
     deps = build_deps(settings)
@@ -106,7 +117,7 @@ class _Shutdown:
 
     def _finish(self) -> None:
         """Stop serving once nothing is in flight; past the bound, abandon what is left and exit now."""
-        from remediator.wiring import abandon_in_flight
+        from remediator.app import abandon_in_flight
 
         if self.deps.drain.wait(self.timeout):
             self.stop.set()
@@ -121,7 +132,7 @@ class _Shutdown:
 
 def serve(settings: Config, host: str, port: int, web: WebConfig | None = None, lifecycle: bool = False) -> int:
     """Serve until SIGTERM or SIGINT, drain, then close clients and the audit log; SIGHUP reloads."""
-    from remediator.wiring import close_deps
+    from remediator.app import close_deps
 
     try:
         server, deps, reloader = make_server(settings, host, port, web, lifecycle)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Callable
 from ams.errors import AmsError
 from ams.model import is_stream_id
 from remediator.alerts import Alert
-from remediator.outcomes import Decided, Outcome
+from remediator.decisions import Decided, Outcome
 from service.config import CountdownConfig
 
 if TYPE_CHECKING:  # the remediator owns its countdowns

@@ -13,9 +13,8 @@ from ams.client import AmsClient
 from ams.errors import AmsAuthError, AmsDeadlineError, AmsError, AmsUnavailableError
 from ams.model import Broadcast, ClusterNode, Fetched, Result, RoomView, is_node_address
 from ams.server import AmsServer
-from remediator.metrics import RemediatorMetrics
-from remediator.outcomes import Decided
-from remediator.witness import NodeWatch, Stillness
+from remediator.decisions import Decided, RemediatorMetrics
+from remediator.guards import NodeWatch, Stillness
 
 __all__ = ["Calls", "Revalidation", "Revalidator", "Target", "revalidate"]
 

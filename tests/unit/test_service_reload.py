@@ -13,11 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exporter.__main__ import Current, reload_into as exporter_reload
+from exporter.__main__ import Current
+from exporter.__main__ import reload_into as exporter_reload
 from exporter.collector import AmsCollector
 from exporter.web import create_app as exporter_app
 from remediator.__main__ import make_server as make_remediator
-from remediator.wiring import close_deps
+from remediator.app import close_deps
 from service.config import load_config
 from service.reload import Reloader, changed_keys
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from remediator.__main__ import make_server as make_remediator
-from remediator.wiring import close_deps
+from remediator.app import close_deps
 from service.config import ServerLimits, load_config
 from service.web import Server
 

@@ -5,20 +5,28 @@ import copy
 import io
 import json
 import threading
-from msgspec.structs import replace
 from pathlib import Path
 from typing import Any
 
-from ams.server import AmsServer
-from ams.errors import AmsUnavailableError
-from ams.model import AppSnapshot, Broadcast, ClusterNode, Fetched, Result, RoomView, build_rooms, parse_version
+from msgspec.structs import replace
 
+from ams.errors import AmsUnavailableError
+from ams.model import (
+    AppSnapshot,
+    Broadcast,
+    ClusterNode,
+    Fetched,
+    Result,
+    RoomView,
+    build_rooms,
+    parse_version,
+)
+from ams.server import AmsServer
 from remediator.actions import Remediator
 from remediator.app import Deps, create_app
-from remediator.audit import AuditLog
-from service.config import parse_remediator
-from remediator.metrics import RemediatorMetrics
+from remediator.decisions import AuditLog, RemediatorMetrics
 from remediator.revalidation import Revalidator
+from service.config import parse_remediator
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "alertmanager"
 TOKEN = "s3cret-webhook-token"

@@ -8,9 +8,16 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
+from remediator_support import (
+    FakeAms,
+    alert,
+    app_client,
+    build_deps,
+    notification,
+    post,
+)
 
-from remediator.silences import AlertmanagerCheck
-from remediator_support import FakeAms, alert, app_client, build_deps, notification, post
+from remediator.alerts import AlertmanagerCheck
 
 BINARY = os.environ.get("ALERTMANAGER_BIN") or shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 pytestmark = [pytest.mark.slow,  # starts a real Alertmanager

@@ -2,9 +2,9 @@
 import json
 
 import pytest
+from remediator_support import FIXTURES, fixture
 
 from remediator.alerts import PayloadError, parse_notification
-from remediator_support import FIXTURES, fixture
 
 
 def test_firing_fixture_parses_into_one_firing_alert():

@@ -9,12 +9,22 @@ import time
 import tracemalloc
 
 import pytest
-
-from remediator.audit import AuditLog
 from remediator_support import (
-    APP, Clock, FakeAms, Monotonic, alert, app_client, build_deps, notification, post, remediator_config, sample,
+    APP,
+    Clock,
+    FakeAms,
+    Monotonic,
+    alert,
+    app_client,
+    build_deps,
+    notification,
+    post,
+    remediator_config,
+    sample,
 )
 from test_remediator_simulator import world  # noqa: F401 - the simulator fixture
+
+from remediator.decisions import AuditLog
 
 
 class SlowFake(FakeAms):

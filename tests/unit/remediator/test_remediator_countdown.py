@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import copy
 
-import msgspec
-
 import httpx
+import msgspec
 import pytest
+from remediator_support import (
+    APP,
+    NOW,
+    FakeAms,
+    alert,
+    app_client,
+    audit_lines,
+    build_deps,
+    notification,
+    post,
+    remediator_config,
+    sample,
+)
 
-from remediator.silences import AlertmanagerCheck
-from remediator_support import (APP, NOW, FakeAms, alert, app_client, audit_lines, build_deps, notification, post,
-                                remediator_config, sample)
+from remediator.alerts import AlertmanagerCheck
 
 THRESHOLD = 23.5   # 2.8.2 production: 2 x 5 s + 10 s grace + 3.5 s
 FROZEN = 10.0      # the candidate fired after one period and one 10 s scrape

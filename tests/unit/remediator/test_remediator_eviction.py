@@ -2,9 +2,17 @@
 from __future__ import annotations
 
 from msgspec.structs import replace
+from remediator_support import (
+    FakeAms,
+    alert,
+    app_client,
+    build_deps,
+    notification,
+    post,
+    remediator_config,
+)
 
 from ams.model import Result
-from remediator_support import FakeAms, alert, app_client, build_deps, notification, post, remediator_config
 
 
 def _decide(ams, **config):

@@ -7,10 +7,20 @@ alive: nothing may be written to it, and what showed life holds the writes of it
 from __future__ import annotations
 
 import msgspec
+from remediator_support import (
+    NOW,
+    FakeAms,
+    FakeNode,
+    Monotonic,
+    alert,
+    app_client,
+    build_deps,
+    notification,
+    post,
+    server,
+)
 
 from ams.model import ClusterNode
-from remediator_support import (NOW, FakeAms, FakeNode, Monotonic, alert, app_client, build_deps,
-                                notification, post, server)
 
 SECRET = "server-secret"
 NODE_A, NODE_B = "127.0.0.21", "127.0.0.22"

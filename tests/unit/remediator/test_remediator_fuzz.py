@@ -3,8 +3,15 @@ import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from remediator_support import FakeAms, alert, app_client, build_deps, notification, post, remediator_config
+from remediator_support import (
+    FakeAms,
+    alert,
+    app_client,
+    build_deps,
+    notification,
+    post,
+    remediator_config,
+)
 
 # Names the fuzzer may use: healthy streams and rooms that exist, plus hostile values.
 NAMES = st.sampled_from(["alive1", "alive2", "room1", "main", "WebRTCAppEE", "http://127.0.0.1:1/x",

@@ -1,6 +1,6 @@
 """Guards on their own: lists, caps, flagged streams, the recently-settled set."""
-from service.config import BlastRadius, Caps, Filters
 from remediator.guards import EvictionCaps, FlaggedStreams, HandledAlerts, denied_by
+from service.config import BlastRadius, Caps, Filters
 
 
 def test_deny_wins_and_allowlists_admit_only_what_they_name():

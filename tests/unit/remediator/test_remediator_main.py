@@ -4,8 +4,8 @@ import threading
 import httpx
 
 from remediator.__main__ import main, make_server
+from remediator.app import close_deps
 from service.config import load_config
-from remediator.wiring import close_deps
 
 AMS = "ams:\n  - name: main\n    url: http://127.0.0.1:9\n    apps: [WebRTCAppEE]\n"
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-
 from fakeams import FakeAms
+
 from remediator.revalidation import revalidate
 
 APP = "WebRTCAppEE"

@@ -6,14 +6,13 @@ from typing import Callable
 
 import httpx
 import pytest
-
-from ams.server import AmsServer
-from remediator.app import create_app
-from remediator.audit import AuditLog
-from service.config import Config as Settings
-from remediator.wiring import build_deps, close_deps
 from remediator_support import APP, notification, post, remediator_config, sample
 from remediator_support import alert as payload_alert
+
+from ams.server import AmsServer
+from remediator.app import build_deps, close_deps, create_app
+from remediator.decisions import AuditLog
+from service.config import Config as Settings
 from simulator import ManualClock, Simulator
 from stack.writes import record_targets
 

@@ -6,12 +6,22 @@ import threading
 
 import httpx
 import pytest
-
-from remediator.silences import AlertmanagerCheck
 from remediator_support import (
-    APP, TOKEN, Clock, FakeAms, alert, app_client, audit_lines, build_deps, notification, post,
-    remediator_config, sample,
+    APP,
+    TOKEN,
+    Clock,
+    FakeAms,
+    alert,
+    app_client,
+    audit_lines,
+    build_deps,
+    notification,
+    post,
+    remediator_config,
+    sample,
 )
+
+from remediator.alerts import AlertmanagerCheck
 
 DECISIONS = "antmedia_remediator_decisions_total"
 

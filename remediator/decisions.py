@@ -1,14 +1,85 @@
-"""The remediator's own metrics, in a private registry, pre-initialised."""
+"""Decisions: how each alert's decision is ended (Decided), recorded (Outcome, the audit log) and counted
+(the remediator's metrics, pre-initialised from the table of every outcome and reason)."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+import json
+import sys
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from service.build import register_process_metrics
 
-__all__ = ["RemediatorMetrics", "DECISIONS", "AMS_ACTIONS", "AMS_RESULTS", "WEBHOOK_CODES"]
+__all__ = ["AMS_ACTIONS", "AMS_RESULTS", "AuditLog", "DECISIONS", "Decided", "Outcome", "RemediatorMetrics",
+    "WEBHOOK_CODES", "open_audit_log"]
+
+class Decided(Exception):
+    """Ends the pipeline for one alert with an outcome and a reason."""
+
+    def __init__(self, outcome: str, reason: str, detail: str = "") -> None:
+        super().__init__(f"{outcome}/{reason}")
+        self.outcome, self.reason, self.detail = outcome, reason, detail
+
+
+@dataclass
+class Outcome:
+    """What happened to one alert; also the audit record."""
+
+    fingerprint: str
+    ams: str
+    app: str
+    stream_id: str
+    room: str | None
+    outcome: str
+    reason: str
+    dry_run: bool
+    detail: str = ""
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    alertname: str = ""  # AntMediaGhostStream, or AntMediaGhostCandidate (the early path)
+    # True once (ams, app) is a configured pair: only then do they become metric labels.
+    mapped: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the webhook answer and the audit line)."""
+        return {
+            "fingerprint": self.fingerprint, "alertname": self.alertname, "ams": self.ams, "app": self.app,
+            "stream_id": self.stream_id, "room": self.room, "decision": self.outcome,
+            "reason": self.reason, "detail": self.detail, "dry_run": self.dry_run, "calls": self.calls,
+        }
+
+
+class AuditLog:
+    """Writes decisions as JSON lines; thread-safe, flushed per line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one decision, stamped with the local time."""
+        line = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
+        line.update(record)
+        text = json.dumps(line, sort_keys=False, default=str, separators=(",", ":"))
+        with self._lock:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        """Close a file (never stdout)."""
+        if self.stream is not sys.stdout:
+            self.stream.close()
+
+
+def open_audit_log(target: str) -> AuditLog:
+    """'-' for stdout, else append to a file."""
+    if target == "-":
+        return AuditLog(sys.stdout)
+    return AuditLog(open(target, "a", encoding="utf-8"))
+
 
 # (outcome, reason) pairs a configured (ams, app) can produce; created at start so that
 # increase() sees the first event.
