@@ -23,19 +23,6 @@ def client_for(ams: HostileAms, **overrides) -> AmsClient:
     return AmsClient(AmsServer(**values))
 
 
-@pytest.fixture
-def hostile():
-    servers = []
-
-    def make(respond) -> HostileAms:
-        servers.append(HostileAms(respond))
-        return servers[-1]
-
-    yield make
-    for server in servers:
-        server.close()
-
-
 def answer_head(length: int) -> bytes:
     return f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n".encode()
 

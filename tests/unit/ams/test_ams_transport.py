@@ -19,22 +19,8 @@ from ams.client import AmsClient
 from ams.errors import AmsUnavailableError, AmsUnreachableError
 from ams.server import AmsServer
 from ams.transport import DeadlineTransport, deadline_request, ssl_context_for
-from hostileams import HostileAms
 
 AMS = Path(__file__).resolve().parents[3] / "ams"
-
-
-@pytest.fixture
-def hostile():
-    servers = []
-
-    def make(respond) -> HostileAms:
-        servers.append(HostileAms(respond))
-        return servers[-1]
-
-    yield make
-    for server in servers:
-        server.close()
 
 
 def test_the_ams_layer_reads_no_private_attribute_of_another_object():
