@@ -205,8 +205,16 @@ class Countdowns:
     def _run(self, arm: Arm) -> None:
         """The deadline: the ghost alert's own pipeline; tried again, backing off, when nothing was decided."""
         deadline = time.monotonic() + self.remediator.config.notification_timeout_seconds
-        # Counted in the blast radius now, when it has become a ghost, as AntMediaGhostStream would be.
-        self.remediator.flag(arm.alert, self.remediator.clock())
+        # Counted in the blast radius now, when it has become a ghost, as AntMediaGhostStream would be, and
+        # with it every countdown of its app that a read found still frozen: a clock step or a stalled stats
+        # writer freezes many heartbeats at once, and must be held as the storm it is before the storm alert
+        # (which fires only at the threshold) can inhibit anything.
+        with self._lock:
+            frozen = [a.alert for a in self._arms.values()
+                      if (a.ams, a.app) == (arm.ams, arm.app) and a.status is not None]
+        now = self.remediator.clock()
+        for alert in frozen or [arm.alert]:
+            self.remediator.flag(alert, now)
         outcome = self.remediator.decide(arm.alert, deadline=deadline, countdown_ended=True)
         if outcome.outcome != RETRY:
             self._drop(arm)

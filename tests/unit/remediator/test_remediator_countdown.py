@@ -317,3 +317,16 @@ def test_a_3x_record_turning_terminated_unexpectedly_while_armed_stays_armed():
     run(deps, 33.5 - FROZEN)
     assert decisions(audit)[-1] == ("ghost1", "evicted", "ok")
     assert not any(d[1] == "disarmed" for d in decisions(audit))
+
+
+def test_heartbeats_frozen_all_at_once_are_held_as_a_storm_before_the_first_deadline_writes(ams):
+    """A step back of AMS's clock freezes every heartbeat at once: the candidates all arm together, and the
+    storm alert, which fires only at the threshold, could come after the first deadline."""
+    streams = [f"p{i}" for i in range(10)]
+    for stream in streams:
+        ams.add(stream)
+    deps, audit = build_deps({"main": ams}, config=remediator_config(blast_radius={"enabled": True}))
+    post(app_client(deps, retry=False), notification(*(candidate(s) for s in streams)))
+    run(deps, THRESHOLD)
+    assert ams.writes == []
+    assert {d[2] for d in decisions(audit) if d[0] in streams and d[1] != "armed"} == {"blast_radius"}
