@@ -435,6 +435,10 @@ class Remediator:
         if -ahead < window:
             raise Decided("deferred", "observing", f"node {node.ip}'s own clock has passed the heartbeat by "
                           f"{-ahead:.1f} s of {window:.1f} s")
+        writing = revalidator.nodes.writing_for(node.ip)
+        if writing < window:  # a node back from a lost database: its sessions write again at their next try
+            raise Decided("deferred", "observing", f"node {node.ip} seen writing {writing:.1f} s of {window:.1f} s "
+                          "on this remediator's clock")
 
     def _no_life_on_origin(self, target: Target, outcome: Outcome, revalidator: Revalidator, node, calls):
         """Ask the node that would hold the publisher; returns the client the stop goes to.

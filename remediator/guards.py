@@ -59,6 +59,8 @@ class NodeWatch:
         # ip -> (value, when first read with it, whether a change of value was ever seen)
         self._nodes: dict[str, tuple[int, float, bool]] = {}
         self._last_read: dict[str, float] = {}
+        # ip -> since when (this process's clock) the node has been seen writing without a stand-still
+        self._writing_since: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def saw(self, ip: str, last_update_ms: int) -> None:
@@ -70,8 +72,25 @@ class NodeWatch:
                 if seen is None and len(self._nodes) >= self.limit:
                     self._nodes.clear()
                     self._last_read.clear()
+                    self._writing_since.clear()
+                if seen is not None:
+                    stood = self._last_read.get(ip, now) - seen[1]
+                    if ip not in self._writing_since or stood > NODE_HEARTBEAT_SECONDS:
+                        self._writing_since[ip] = now  # writing again (or seen writing for the first time)
                 self._nodes[ip] = (last_update_ms, now, seen is not None)
             self._last_read[ip] = now
+
+    def writing_for(self, ip: str) -> float:
+        """Seconds the node has been seen writing without standing still; 0 when it is not writing.
+
+        A node that gets its database back resumes its sessions' stats writes only at each writer's next
+        try (MuxAdaptor L855-868 @2.8.2): until it has written for a period plus AMS's delays, a stream's
+        frozen heartbeat there says nothing about its publisher."""
+        if self.writing(ip) is not True:
+            return 0.0
+        with self._lock:
+            since = self._writing_since.get(ip)
+        return 0.0 if since is None else self.clock() - since
 
     def still_for(self, ip: str) -> float:
         """Seconds the node's current registry value has certainly stood: from its first read to the last."""
