@@ -11,8 +11,8 @@ from collections.abc import Callable
 from exporter.collector import AmsCollector
 from exporter.web import create_app
 from service.cli import EXIT_FAILURE, EXIT_OK, configure_logging, load, make_parser, on_stop_signals
-from service.config import DEFAULT_LISTEN_ADDRESS, Config, ConfigError
-from service.reload import Reloader, changed_keys, on_reload_signal
+from service.config import DEFAULT_LISTEN_ADDRESS, Config
+from service.reload import Reloader, on_reload_signal, reloadable_changes
 from service.web import Server, serve_until
 from service.webconfig import WebConfig
 
@@ -50,11 +50,7 @@ class Current:
 def reload_into(current: Current) -> Callable[[Config, Config], None]:
     """apply(new, old) for the Reloader: a new collector for the new `ams` list; anything else refused."""
     def apply(new: Config, old: Config) -> None:
-        changed = [k for k in changed_keys(new, old) if not k.startswith(("remediator", "path"))]
-        fixed = [k for k in changed if not k.startswith(RELOADABLE)]
-        if fixed:
-            raise ConfigError(f"{', '.join(fixed)}: cannot change while running; restart to apply")
-        if changed:
+        if reloadable_changes(new, old, ("ams", "exporter"), RELOADABLE):
             current.replace(AmsCollector(new.ams, detail=new.exporter.detail_metrics))
     return apply
 

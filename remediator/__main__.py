@@ -21,10 +21,9 @@ from service.cli import (
 from service.config import (
     DEFAULT_REMEDIATOR_LISTEN_ADDRESS,
     Config,
-    ConfigError,
     require_remediator,
 )
-from service.reload import Reloader, changed_keys, on_reload_signal
+from service.reload import Reloader, on_reload_signal, reloadable_changes
 from service.web import Server, serve_until
 from service.webconfig import WebConfig
 
@@ -87,10 +86,7 @@ def reload_into(deps) -> Callable[[Config, Config], None]:
     kill-switch file, allow and deny lists, what happens to records created by REST); every guard's memory
     (holds, caps, blast radius, countdowns, settled alerts) stays. Anything else needs a restart."""
     def apply(new: Config, old: Config) -> None:
-        changed = [k for k in changed_keys(new, old) if not k.startswith(("exporter", "path"))]
-        fixed = [k for k in changed if not k.startswith(RELOADABLE)]
-        if fixed:
-            raise ConfigError(f"{', '.join(fixed)}: cannot change while running; restart to apply")
+        changed = reloadable_changes(new, old, OWN, RELOADABLE)
         policy = require_remediator(new)
         deps.remediator.config = policy
         deps.metrics.dry_run.set(1 if policy.dry_run else 0)

@@ -120,12 +120,6 @@ class Countdowns:
                 counts[(arm.ams, arm.app)] = counts.get((arm.ams, arm.app), 0) + 1
         return counts
 
-    def deadline_of(self, ams: str, app: str, stream_id: str) -> float | None:
-        """The earliest deadline armed for a stream (this process's clock), None when none is."""
-        with self._lock:
-            deadlines = [a.deadline for k, a in self._arms.items() if k[:3] == (ams, app, stream_id)]
-        return min(deadlines) if deadlines else None
-
     # ------------------------------------------------------------ reading and running
 
     def tick(self) -> list[Future]:
@@ -213,7 +207,7 @@ class Countdowns:
             frozen = [a.alert for a in self._arms.values()
                       if (a.ams, a.app) == (arm.ams, arm.app) and a.status is not None]
         now = self.remediator.clock()
-        for alert in frozen or [arm.alert]:
+        for alert in frozen:  # the countdown itself among them: its own reads found it frozen
             self.remediator.flag(alert, now)
         outcome = self.remediator.decide(arm.alert, deadline=deadline, countdown_ended=True)
         if outcome.outcome != RETRY:

@@ -13,7 +13,7 @@ import msgspec
 
 from service.config import Config, ConfigError, load_config
 
-__all__ = ["Reloader", "changed_keys", "on_reload_signal", "reload_endpoint"]
+__all__ = ["Reloader", "changed_keys", "on_reload_signal", "reload_endpoint", "reloadable_changes"]
 
 log = logging.getLogger("service.reload")
 
@@ -64,3 +64,12 @@ def changed_keys(new: Any, old: Any, prefix: str = "") -> list[str]:
     for name in new.__struct_fields__:
         keys += changed_keys(getattr(new, name), getattr(old, name), f"{prefix}{name}.")
     return keys
+
+
+def reloadable_changes(new: Config, old: Config, own: tuple[str, ...], reloadable: tuple[str, ...]) -> list[str]:
+    """The changed keys of this service's own sections; ConfigError naming those it cannot change in place."""
+    changed = [key for key in changed_keys(new, old) if key.startswith(own)]
+    fixed = [key for key in changed if not key.startswith(reloadable)]
+    if fixed:
+        raise ConfigError(f"{', '.join(fixed)}: cannot change while running; restart to apply")
+    return changed
